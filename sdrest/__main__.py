@@ -1,0 +1,7 @@
+"""``python -m sdrest`` runs the command line."""
+
+import sys
+
+from sdrest.cli import main
+
+sys.exit(main())

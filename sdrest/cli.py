@@ -1,0 +1,54 @@
+"""The ``sdrest`` command line: one entry point, one subcommand module per concept.
+
+Each module in ``SUBCOMMANDS`` exposes ``register(subparsers)``, which adds its
+subcommands with ``set_defaults(func=...)``; ``func(args) -> int`` is the exit code.
+Errors end with a non-zero exit and one readable line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+SUBCOMMANDS = (
+    "sdrest.models.cli",
+    "sdrest.server.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every available subcommand registered."""
+    parser = argparse.ArgumentParser(prog="sdrest", description="stable-diffusion.cpp from Python")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # not written yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("sdrest: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        print(f"sdrest: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

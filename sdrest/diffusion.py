@@ -1,0 +1,538 @@
+"""``StableDiffusion``: a loaded model, ready to turn prompts into images."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+from PIL import Image
+
+from sdrest import _native, names
+from sdrest.errors import Cancelled
+from sdrest.images import ImageLike, size_of, to_array, to_pil
+from sdrest.logs import sync_log_threshold
+from sdrest.progress import PreviewCallback, ProgressCallback, preview_adapter, progress_adapter
+from sdrest.threads import available_physical_cores
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Largest width or height accepted (sd.cpp itself has no limit; memory does).
+MAX_SIDE = 16384
+#: Largest batch accepted in one call.
+MAX_BATCH = 1024
+#: Largest step count accepted.
+MAX_STEPS = 10000
+
+# Keyword -> sd_ctx_params_t field, for the model files.
+_PATH_ARGUMENTS = {
+    "model": "model_path",
+    "diffusion_model": "diffusion_model_path",
+    "high_noise_diffusion_model": "high_noise_diffusion_model_path",
+    "vae": "vae_path",
+    "taesd": "taesd_path",
+    "clip_l": "clip_l_path",
+    "clip_g": "clip_g_path",
+    "clip_vision": "clip_vision_path",
+    "t5xxl": "t5xxl_path",
+    "llm": "llm_path",
+    "llm_vision": "llm_vision_path",
+    "control_net": "control_net_path",
+    "photo_maker": "photo_maker_path",
+}
+
+# Where sdrest's defaults differ from sd_ctx_params_init(), and why. None changes pixels.
+_CONTEXT_OVERRIDES = {
+    # A library context serves many calls: keep the weights after the first one.
+    "free_params_immediately": False,
+    # img2img and inpainting need the VAE encoder; loading it costs little.
+    "vae_decode_only": False,
+}
+
+
+@dataclass(frozen=True)
+class LoRA:
+    """A LoRA applied to one call: a file and its strength."""
+
+    path: PathLike
+    multiplier: float = 1.0
+    is_high_noise: bool = False
+
+
+LoRAArgument = Union[LoRA, PathLike, tuple, Mapping[str, float]]
+
+
+@dataclass
+class GenerationResult:
+    """What a generation returns: the images, the seed of each, and the parameters used."""
+
+    images: list[Image.Image]
+    seeds: list[int]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Image.Image]:
+        return iter(self.images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Image.Image:
+        return self.images[index]
+
+
+def _check_path(value: PathLike, argument: str) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{argument}: expected a path, got {type(value).__name__}")
+    path = Path(value)
+    if not path.exists():
+        raise FileNotFoundError(f"{argument}: no such file: {str(path)!r}")
+    if path.is_file():
+        try:
+            with path.open("rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise PermissionError(f"{argument}: cannot read {str(path)!r}: {exc.strerror}") from exc
+        if path.stat().st_size == 0:
+            raise ValueError(f"{argument}: {str(path)!r} is empty")
+    elif not path.is_dir():
+        raise ValueError(f"{argument}: {str(path)!r} is not a file")
+    return os.fspath(path)
+
+
+def _check_int(value: Any, argument: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{argument}: expected an integer, got {type(value).__name__}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{argument}: must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def _check_float(value: Any, argument: str, low: float = -math.inf, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{argument}: expected a number, got {type(value).__name__}")
+    number = float(value)
+    if math.isnan(number) or not low <= number <= high:
+        raise ValueError(f"{argument}: must be between {low} and {high}, got {value}")
+    return number
+
+
+def _check_side(value: Any, argument: str) -> int:
+    side = _check_int(value, argument, 8, MAX_SIDE)
+    if side % 8:
+        raise ValueError(f"{argument}: must be a multiple of 8, got {side}")
+    return side
+
+
+def _lora_list(loras: Optional[Union[LoRAArgument, Sequence[LoRAArgument]]]) -> list[dict[str, Any]]:
+    if loras is None:
+        return []
+    if isinstance(loras, Mapping):
+        items: list[Any] = [LoRA(p, m) for p, m in loras.items()]
+    elif isinstance(loras, (LoRA, str, os.PathLike)):
+        items = [loras]
+    else:
+        items = list(loras)
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            item = LoRA(item)
+        elif isinstance(item, tuple):
+            item = LoRA(*item)
+        if not isinstance(item, LoRA):
+            raise TypeError(f"loras[{i}]: expected a LoRA, a path or a (path, multiplier) pair")
+        out.append({
+            "path": _check_path(item.path, f"loras[{i}]"),
+            "multiplier": _check_float(item.multiplier, f"loras[{i}].multiplier", -100.0, 100.0),
+            "is_high_noise": bool(item.is_high_noise),
+        })
+    return out
+
+
+class StableDiffusion:
+    """A stable-diffusion.cpp context: the model files loaded and ready to generate.
+
+    Every ``sd_ctx_params_t`` field is a keyword: the model files by short names
+    (``model``, ``diffusion_model``, ``vae``, ``taesd``, ``clip_l``, ``clip_g``,
+    ``t5xxl``, ``llm``, ``control_net``, ``photo_maker``, ...), the rest by sd.cpp's
+    own field names (``offload_params_to_cpu``, ``flash_attn``, ``wtype`` ...).
+    Defaults are sd.cpp's, except that weights are kept between calls and the VAE
+    encoder is loaded (neither changes pixels). ``n_threads=None`` uses the
+    physical cores this process can actually run on.
+
+    Use it as a context manager, or call :meth:`close`. Calls from several threads
+    on one instance run one after another.
+    """
+
+    def __init__(
+        self,
+        model: Optional[PathLike] = None,
+        *,
+        diffusion_model: Optional[PathLike] = None,
+        high_noise_diffusion_model: Optional[PathLike] = None,
+        vae: Optional[PathLike] = None,
+        taesd: Optional[PathLike] = None,
+        clip_l: Optional[PathLike] = None,
+        clip_g: Optional[PathLike] = None,
+        clip_vision: Optional[PathLike] = None,
+        t5xxl: Optional[PathLike] = None,
+        llm: Optional[PathLike] = None,
+        llm_vision: Optional[PathLike] = None,
+        control_net: Optional[PathLike] = None,
+        photo_maker: Optional[PathLike] = None,
+        embeddings: Optional[Mapping[str, PathLike]] = None,
+        n_threads: Optional[int] = None,
+        wtype: Optional[str] = None,
+        rng: str = "cuda",
+        sampler_rng: Optional[str] = None,
+        prediction: Optional[str] = None,
+        lora_apply_mode: str = "auto",
+        tensor_type_rules: Optional[str] = None,
+        progress: Optional[ProgressCallback] = None,
+        **options: Any,
+    ) -> None:
+        self._ctx: Optional[_native.Context] = None
+        params = self._context_params(locals(), options)
+        self.model_files = {k: params[v] for k, v in _PATH_ARGUMENTS.items() if params.get(v)}
+        self.n_threads: int = params["n_threads"]
+        sync_log_threshold()
+        adapter = progress_adapter(progress, None, lambda: None)
+        self._ctx = _native.Context(params, adapter)
+        self._default_sampler = names.samplers()[self._ctx.default_sample_method()]
+
+    # -- construction ---------------------------------------------------------------
+
+    @staticmethod
+    def _context_params(arguments: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        defaults = _native.default_ctx_params()
+        params: dict[str, Any] = {}
+        for argument, c_field in _PATH_ARGUMENTS.items():
+            value = arguments[argument]
+            if value is not None:
+                params[c_field] = _check_path(value, argument)
+        if not params.get("model_path") and not params.get("diffusion_model_path"):
+            raise ValueError("model: give a model file (model=...) or a diffusion model (diffusion_model=...)")
+        embeddings = arguments["embeddings"]
+        if embeddings:
+            params["embeddings"] = [
+                {"name": str(name), "path": _check_path(path, f"embeddings[{name!r}]")}
+                for name, path in embeddings.items()
+            ]
+        n_threads = arguments["n_threads"]
+        params["n_threads"] = (
+            available_physical_cores() if n_threads is None else _check_int(n_threads, "n_threads", 1, 4096)
+        )
+        if arguments["wtype"] is not None:
+            params["wtype"] = names.lookup(names.type_table, arguments["wtype"], "wtype")
+        params["rng_type"] = names.lookup(names.rng_table, arguments["rng"], "rng")
+        if arguments["sampler_rng"] is not None:
+            params["sampler_rng_type"] = names.lookup(names.rng_table, arguments["sampler_rng"], "sampler_rng")
+        if arguments["prediction"] is not None:
+            params["prediction"] = names.lookup(names.prediction_table, arguments["prediction"], "prediction")
+        params["lora_apply_mode"] = names.lookup(names.lora_apply_mode_table, arguments["lora_apply_mode"], "lora_apply_mode")
+        if arguments["tensor_type_rules"] is not None:
+            params["tensor_type_rules"] = str(arguments["tensor_type_rules"])
+        params.update(_CONTEXT_OVERRIDES)
+        reserved = set(_PATH_ARGUMENTS.values()) | {"embeddings", "n_threads", "wtype", "rng_type",
+                                                   "sampler_rng_type", "prediction", "lora_apply_mode",
+                                                   "tensor_type_rules"}
+        for key, value in options.items():
+            if key not in defaults or key in reserved:
+                raise TypeError(f"StableDiffusion() got an unexpected keyword argument {key!r}")
+            expected = type(defaults[key])
+            if expected is bool and not isinstance(value, bool):
+                raise TypeError(f"{key}: expected a bool, got {type(value).__name__}")
+            if expected is float:
+                value = _check_float(value, key)
+            if expected is int:
+                value = _check_int(value, key, -(2**31), 2**31 - 1)
+            params[key] = value
+        return params
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop what runs, free the native context. Safe to call twice."""
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            ctx.close()
+
+    def __enter__(self) -> "StableDiffusion":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        ctx = getattr(self, "_ctx", None)
+        if ctx is not None:
+            try:
+                ctx.close()
+            except Exception:  # noqa: BLE001 - never raise from a finaliser
+                pass
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._ctx is None
+
+    def _context(self) -> _native.Context:
+        ctx = self._ctx
+        if ctx is None:
+            raise ValueError("this StableDiffusion is closed")
+        return ctx
+
+    def cancel(self) -> None:
+        """Stop the generation in flight from any thread (it raises :class:`Cancelled`); a no-op when idle."""
+        ctx = self._ctx
+        if ctx is not None:
+            ctx.cancel()
+
+    # -- what the model can do -----------------------------------------------------------
+
+    @property
+    def default_sampler(self) -> str:
+        """sd.cpp's default sampler for this model."""
+        return self._default_sampler
+
+    def default_scheduler(self, sampler: Optional[str] = None) -> str:
+        """sd.cpp's default scheduler for this model and sampler."""
+        method = names.lookup(names.sampler_table, sampler or self._default_sampler, "sampler")
+        return names.schedulers()[self._context().default_scheduler(method)]
+
+    @property
+    def supports_video(self) -> bool:
+        """True for the video families (Wan, SVD)."""
+        return self._context().supports_video_generation()
+
+    # -- generation -----------------------------------------------------------------------
+
+    def txt2img(self, prompt: str, **kwargs: Any) -> GenerationResult:
+        """Generate images from a prompt.
+
+        Keywords: ``negative_prompt``, ``width``, ``height`` (default 512), ``steps``
+        (20), ``cfg_scale`` (7), ``guidance`` (distilled guidance, 3.5),
+        ``img_cfg_scale``, ``sampler``/``scheduler`` (sd.cpp names; default: the
+        model's), ``seed`` (None: random), ``batch_count``, ``clip_skip``, ``eta``,
+        ``shifted_timestep``, ``flow_shift``, ``sigmas``, ``skip_layers``,
+        ``skip_layer_start``, ``skip_layer_end``, ``slg_scale``, ``loras``,
+        ``control_image``, ``control_strength``, ``ref_images``,
+        ``auto_resize_ref_image``, ``increase_ref_index``, ``pm_id_images``,
+        ``pm_id_embed_path``, ``pm_style_strength``, ``vae_tiling`` (bool or dict),
+        ``cache`` (dict, ``mode`` by name), ``hires`` (dict), ``progress``,
+        ``preview``, ``preview_mode``, ``preview_interval``, ``cancel`` (a
+        ``threading.Event``). Returns a :class:`GenerationResult`.
+        """
+        return self._generate_images(prompt, None, kwargs)
+
+    def img2img(self, image: ImageLike, prompt: str, *, strength: float = 0.75, mask: Optional[ImageLike] = None,
+                **kwargs: Any) -> GenerationResult:
+        """Generate from an initial image; ``mask`` (white = repaint) makes it inpainting.
+
+        ``width``/``height`` default to the image's size. Other keywords as :meth:`txt2img`.
+        """
+        kwargs["strength"] = strength
+        kwargs["mask"] = mask
+        return self._generate_images(prompt, image, kwargs)
+
+    def generate_video(self, prompt: str, *, init_image: Optional[ImageLike] = None, end_image: Optional[ImageLike] = None,
+                       control_frames: Optional[Sequence[ImageLike]] = None, video_frames: Optional[int] = None,
+                       **kwargs: Any) -> GenerationResult:
+        """Generate video frames (the Wan family, SVD); returns the frames as images.
+
+        Extra keywords: ``high_noise_steps``, ``high_noise_cfg_scale``,
+        ``high_noise_sampler``, ``high_noise_scheduler``, ``moe_boundary``,
+        ``vace_strength``; the rest as :meth:`txt2img`.
+        """
+        ctx = self._context()
+        if not ctx.supports_video_generation():
+            raise ValueError("this model cannot generate video (only the Wan family and SVD can)")
+        params = _native.default_vid_gen_params()
+        high = kwargs.pop("high_noise", {})
+        for key in ("high_noise_steps", "high_noise_cfg_scale", "high_noise_sampler", "high_noise_scheduler"):
+            if key in kwargs:
+                high[key[len("high_noise_"):]] = kwargs.pop(key)
+        for key in ("moe_boundary", "vace_strength"):
+            if key in kwargs:
+                params[key] = _check_float(kwargs.pop(key), key)
+        if video_frames is not None:
+            params["video_frames"] = _check_int(video_frames, "video_frames", 1, 10000)
+        if init_image is not None:
+            params["init_image"] = to_array(init_image, channels=3, argument="init_image")
+        if end_image is not None:
+            params["end_image"] = to_array(end_image, channels=3, argument="end_image")
+        if control_frames is not None:
+            params["control_frames"] = [to_array(f, channels=3, argument="control_frames") for f in control_frames]
+        if high:
+            self._apply_sampling(params["high_noise_sample_params"], dict(high), "high_noise_")
+        return self._run(params, prompt, kwargs, video=True)
+
+    def _generate_images(self, prompt: str, image: Optional[ImageLike], kwargs: dict[str, Any]) -> GenerationResult:
+        self._context()
+        params = _native.default_img_gen_params()
+        if image is not None:
+            init = to_array(image, channels=3, argument="image")
+            params["init_image"] = init
+            width, height = size_of(init)
+            kwargs.setdefault("width", width)
+            kwargs.setdefault("height", height)
+            params["strength"] = _check_float(kwargs.pop("strength"), "strength", 0.0, 1.0)
+            mask = kwargs.pop("mask")
+            if mask is not None:
+                mask_array = to_array(mask, channels=1, argument="mask")
+                if size_of(mask_array) != (width, height):
+                    raise ValueError(f"mask: size {size_of(mask_array)} differs from the image's {(width, height)}")
+            else:
+                # sd.cpp's CLI passes an all-white mask when none is given; so do we (same pixels).
+                mask_array = np.full((height, width), 255, dtype=np.uint8)
+            params["mask_image"] = mask_array
+        for key in ("ref_images",):
+            if kwargs.get(key) is not None:
+                params[key] = [to_array(r, channels=3, argument=key) for r in kwargs.pop(key)]
+        for key in ("auto_resize_ref_image", "increase_ref_index"):
+            if key in kwargs:
+                params[key] = bool(kwargs.pop(key))
+        if kwargs.get("control_image") is not None:
+            params["control_image"] = to_array(kwargs.pop("control_image"), channels=3, argument="control_image")
+        if "control_strength" in kwargs:
+            params["control_strength"] = _check_float(kwargs.pop("control_strength"), "control_strength", 0.0, 10.0)
+        pm = params["pm_params"]
+        if kwargs.get("pm_id_images") is not None:
+            pm["id_images"] = [to_array(i, channels=3, argument="pm_id_images") for i in kwargs.pop("pm_id_images")]
+        if kwargs.get("pm_id_embed_path") is not None:
+            pm["id_embed_path"] = _check_path(kwargs.pop("pm_id_embed_path"), "pm_id_embed_path")
+        if "pm_style_strength" in kwargs:
+            pm["style_strength"] = _check_float(kwargs.pop("pm_style_strength"), "pm_style_strength", 0.0, 100.0)
+        if kwargs.get("hires") is not None:
+            params["hires"] = self._hires(params["hires"], kwargs.pop("hires"))
+        kwargs.pop("hires", None)
+        return self._run(params, prompt, kwargs, video=False)
+
+    @staticmethod
+    def _hires(defaults: dict[str, Any], hires: Any) -> dict[str, Any]:
+        if hires is True:
+            hires = {}
+        if not isinstance(hires, Mapping):
+            raise TypeError("hires: expected a dict of hires-fix settings (or True)")
+        out = dict(defaults, enabled=True)
+        for key, value in hires.items():
+            if key == "upscaler":
+                out["upscaler"] = names.lookup(names.hires_upscaler_table, value, "hires.upscaler")
+            elif key == "model_path":
+                out["model_path"] = _check_path(value, "hires.model_path")
+            elif key in ("target_width", "target_height"):
+                out[key] = _check_side(value, f"hires.{key}")
+            elif key in ("steps", "upscale_tile_size"):
+                out[key] = _check_int(value, f"hires.{key}", 0, MAX_STEPS)
+            elif key in ("scale", "denoising_strength"):
+                out[key] = _check_float(value, f"hires.{key}", 0.0, 16.0)
+            elif key == "enabled":
+                out[key] = bool(value)
+            else:
+                raise TypeError(f"hires: unknown setting {key!r}")
+        return out
+
+    def _apply_sampling(self, sample: dict[str, Any], kwargs: dict[str, Any], prefix: str = "") -> None:
+        """Move the sampling keywords from ``kwargs`` into an ``sd_sample_params_t`` dict."""
+        guidance = sample["guidance"]
+        if "steps" in kwargs:
+            sample["sample_steps"] = _check_int(kwargs.pop("steps"), prefix + "steps", 1, MAX_STEPS)
+        if "cfg_scale" in kwargs:
+            guidance["txt_cfg"] = _check_float(kwargs.pop("cfg_scale"), prefix + "cfg_scale", -100.0, 100.0)
+        if "img_cfg_scale" in kwargs:
+            guidance["img_cfg"] = _check_float(kwargs.pop("img_cfg_scale"), prefix + "img_cfg_scale", -100.0, 100.0)
+        if "guidance" in kwargs:
+            guidance["distilled_guidance"] = _check_float(kwargs.pop("guidance"), prefix + "guidance", -100.0, 100.0)
+        sampler = kwargs.pop("sampler", None)
+        method = names.lookup(names.sampler_table, sampler, prefix + "sampler") if sampler is not None else None
+        if method is not None:
+            sample["sample_method"] = method
+        scheduler = kwargs.pop("scheduler", None)
+        if scheduler is not None:
+            sample["scheduler"] = names.lookup(names.scheduler_table, scheduler, prefix + "scheduler")
+        if kwargs.get("eta") is not None:
+            sample["eta"] = _check_float(kwargs.pop("eta"), prefix + "eta", 0.0, 100.0)
+        kwargs.pop("eta", None)
+        if "shifted_timestep" in kwargs:
+            sample["shifted_timestep"] = _check_int(kwargs.pop("shifted_timestep"), prefix + "shifted_timestep", 0, 1000)
+        if kwargs.get("flow_shift") is not None:
+            sample["flow_shift"] = _check_float(kwargs.pop("flow_shift"), prefix + "flow_shift", 0.0, 100.0)
+        kwargs.pop("flow_shift", None)
+        if kwargs.get("sigmas") is not None:
+            sample["custom_sigmas"] = [_check_float(s, prefix + "sigmas", 0.0, 1e4) for s in kwargs.pop("sigmas")]
+        kwargs.pop("sigmas", None)
+        slg = guidance["slg"]
+        if kwargs.get("skip_layers") is not None:
+            slg["layers"] = [_check_int(x, prefix + "skip_layers", 0, 1000) for x in kwargs.pop("skip_layers")]
+        kwargs.pop("skip_layers", None)
+        for key, c_key in (("skip_layer_start", "layer_start"), ("skip_layer_end", "layer_end"), ("slg_scale", "scale")):
+            if key in kwargs:
+                slg[c_key] = _check_float(kwargs.pop(key), prefix + key, 0.0, 100.0)
+
+    def _run(self, params: dict[str, Any], prompt: str, kwargs: dict[str, Any], *, video: bool) -> GenerationResult:
+        ctx = self._context()
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt: expected a string, got {type(prompt).__name__}")
+        params["prompt"] = prompt
+        negative = kwargs.pop("negative_prompt", "")
+        if not isinstance(negative, str):
+            raise TypeError(f"negative_prompt: expected a string, got {type(negative).__name__}")
+        params["negative_prompt"] = negative
+        if "width" in kwargs:
+            params["width"] = _check_side(kwargs.pop("width"), "width")
+        if "height" in kwargs:
+            params["height"] = _check_side(kwargs.pop("height"), "height")
+        if "clip_skip" in kwargs:
+            params["clip_skip"] = _check_int(kwargs.pop("clip_skip"), "clip_skip", -1, 12)
+        batch = 1
+        if not video:
+            batch = _check_int(kwargs.pop("batch_count", 1), "batch_count", 1, MAX_BATCH)
+            params["batch_count"] = batch
+        seed = kwargs.pop("seed", None)
+        if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed < 0):
+            seed = secrets.randbelow(2**31)
+        params["seed"] = _check_int(seed, "seed", 0, 2**63 - 1)
+        params["loras"] = _lora_list(kwargs.pop("loras", None))
+        self._apply_sampling(params["sample_params"], kwargs)
+        if params["sample_params"]["sample_method"] == _native.SAMPLE_METHOD_COUNT:
+            params["sample_params"]["sample_method"] = ctx.default_sample_method()
+        tiling = kwargs.pop("vae_tiling", None)
+        if tiling:
+            params["vae_tiling_params"] = dict(params["vae_tiling_params"], enabled=True, **(tiling if isinstance(tiling, Mapping) else {}))
+        cache_settings = kwargs.pop("cache", None)
+        if cache_settings:
+            cache_settings = dict(cache_settings)
+            if "mode" in cache_settings:
+                cache_settings["mode"] = names.lookup(names.cache_mode_table, cache_settings["mode"], "cache.mode")
+            params["cache"] = dict(params["cache"], **cache_settings)
+        progress = kwargs.pop("progress", None)
+        preview = kwargs.pop("preview", None)
+        preview_options = {
+            "mode": names.lookup(names.preview_table, kwargs.pop("preview_mode", "proj"), "preview_mode"),
+            "interval": _check_int(kwargs.pop("preview_interval", 1), "preview_interval", 1, MAX_STEPS),
+        }
+        cancel = kwargs.pop("cancel", None)
+        if cancel is not None and not hasattr(cancel, "is_set"):
+            raise TypeError("cancel: expected a threading.Event")
+        if kwargs:
+            raise TypeError(f"unexpected keyword argument {next(iter(kwargs))!r}")
+        for callback, argument in ((progress, "progress"), (preview, "preview")):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{argument}: expected a callable")
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled before it started")
+        sync_log_threshold()
+        adapter = progress_adapter(progress, cancel, ctx.cancel)
+        generate = ctx.generate_video if video else ctx.generate_image
+        # The native context serializes calls from several threads.
+        arrays = generate(params, adapter, preview_adapter(preview), preview_options)
+        recorded = {k: v for k, v in params.items() if not isinstance(v, np.ndarray) and k != "ref_images"}
+        seed = params["seed"]
+        seeds = [seed] * len(arrays) if video else [seed + i for i in range(len(arrays))]
+        return GenerationResult([to_pil(a) for a in arrays], seeds, copy.deepcopy(recorded))

@@ -1,0 +1,70 @@
+"""Shared fixtures: synthetic models (written once, cached outside the repo) and sd.cpp's own CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import sdrest
+from sdrest.testing import synthetic
+
+
+@pytest.fixture(scope="session")
+def sd1_path() -> Path:
+    """A full-size SD1.x checkpoint with random weights."""
+    return synthetic.sd1_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def esrgan_path() -> Path:
+    """A small ESRGAN x4 upscaler with random weights."""
+    return synthetic.esrgan()
+
+
+@pytest.fixture(scope="session")
+def taesd_path() -> Path:
+    """A TAESD with random weights."""
+    return synthetic.taesd()
+
+
+@pytest.fixture(scope="session")
+def lora_path() -> Path:
+    """An SD1 LoRA with random weights."""
+    return synthetic.sd1_lora()
+
+
+@pytest.fixture(scope="session")
+def controlnet_path() -> Path:
+    """An SD1 ControlNet with random weights."""
+    return synthetic.sd1_controlnet()
+
+
+@pytest.fixture(scope="session")
+def wrong_vae_path() -> Path:
+    """A VAE that does not fit an SD1 checkpoint."""
+    return synthetic.wrong_vae()
+
+
+@pytest.fixture(scope="session")
+def sd_cli() -> Path:
+    """sd.cpp's own CLI, built from the same source and flags as the extension.
+
+    Installed into the package by ``-C cmake.define.SDREST_BUILD_SDCLI=ON`` (the
+    README's test command); ``SDREST_SD_CLI`` points at another build.
+    """
+    candidates = [os.environ.get("SDREST_SD_CLI"), Path(sdrest.__file__).parent / "_bin" / "sd-cli",
+                  shutil.which("sd-cli")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    pytest.fail("sd.cpp's CLI is missing: install with -C cmake.define.SDREST_BUILD_SDCLI=ON (see README)")
+
+
+@pytest.fixture(scope="session")
+def sd1(sd1_path: Path) -> sdrest.StableDiffusion:
+    """One SD1 context shared by the tests that only generate (loading costs seconds)."""
+    with sdrest.StableDiffusion(sd1_path) as sd:
+        yield sd
