@@ -43,17 +43,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Variables pip sets for an isolated build; a nested pip must not inherit them.
+_ISOLATION_VARIABLES = ("PYTHONPATH", "PYTHONNOUSERSITE", "PYTHONSAFEPATH", "PIP_BUILD_TRACKER")
+
+
+def _clean_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _ISOLATION_VARIABLES}
+    env.pop("PIP_REQUIRE_VIRTUALENV", None)
+    return env
+
+
 def _pip_command() -> list[str]:
-    """Return a command that runs pip, also from inside pip's isolated build env."""
-    probe = subprocess.run(
-        [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True
-    )
-    if probe.returncode == 0:
-        return [sys.executable, "-m", "pip"]
-    for name in ("pip3", "pip"):
-        found = shutil.which(name)
-        if found:
-            return [found]
+    """Return a command that runs pip, also from inside pip's isolated build env.
+
+    There, ``sys.executable`` is the outer interpreter with pip's isolation
+    variables set; without them it finds its own pip again.
+    """
+    interpreters = [sys.executable, getattr(sys, "_base_executable", sys.executable)]
+    candidates = [[python, "-m", "pip"] for python in dict.fromkeys(interpreters)]
+    candidates += [[found] for found in (shutil.which("pip3"), shutil.which("pip")) if found]
+    for command in candidates:
+        probe = subprocess.run(command + ["--version"], capture_output=True, text=True, env=_clean_environment())
+        if probe.returncode == 0:
+            return command
     raise SystemExit("fetch_sdcpp: pip is needed to download the pinned source and none was found")
 
 
@@ -69,9 +81,7 @@ def download_sdist(workdir: Path) -> Path:
         "download", "--no-deps", "--no-binary", ":all:",
         "--dest", str(workdir), f"{PACKAGE}=={VERSION}",
     ]
-    env = dict(os.environ)
-    env.pop("PIP_REQUIRE_VIRTUALENV", None)
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=_clean_environment())
     archive = workdir / name
     if not archive.is_file():
         sys.stderr.write(result.stdout + result.stderr)
