@@ -70,7 +70,8 @@ void convert_model(const std::string& input, py::object vae, const std::string& 
     }
     Keepalive keep;
     const char* vae_path = keep.str(vae, "vae");
-    const char* rules_c  = keep.str(rules, "tensor_type_rules");
+    // sd.cpp's convert() builds a std::string from the rules: never hand it NULL.
+    const char* rules_c = rules.is_none() ? "" : keep.str(rules, "tensor_type_rules");
     CallState state("converting", std::move(progress), py::none());
     bool ok;
     {

@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -41,12 +42,14 @@ T as_number(py::handle v, const std::string& field) {
             throw py::error_already_set();
         }
         long long x = i.cast<long long>();
+        bool in_range;
         if constexpr (std::is_unsigned_v<T>) {
-            if (x < 0) {
-                throw py::value_error(field + ": must not be negative, got " + std::to_string(x));
-            }
+            in_range = x >= 0 && static_cast<unsigned long long>(x) <= std::numeric_limits<T>::max();
+        } else {
+            in_range = x >= static_cast<long long>(std::numeric_limits<T>::min()) &&
+                       x <= static_cast<long long>(std::numeric_limits<T>::max());
         }
-        if (x < (long long)std::numeric_limits<T>::min() || (unsigned long long)x > (unsigned long long)std::numeric_limits<T>::max()) {
+        if (!in_range) {
             throw py::value_error(field + ": out of range: " + std::to_string(x));
         }
         return static_cast<T>(x);

@@ -86,6 +86,10 @@ def test_unknown_and_mistyped_parameters_raise() -> None:
         _native.img_gen_params_to_str({"width": "64"})
     with pytest.raises(ValueError, match="sample_method: invalid value"):
         _native.img_gen_params_to_str({"sample_params": {"sample_method": 999}})
+    with pytest.raises(ValueError, match="width: out of range"):
+        _native.img_gen_params_to_str({"width": 2**40})
+    # negative values of signed fields pass through
+    assert "seed: -7" in _native.img_gen_params_to_str({"clip_skip": -1, "seed": -7})
     with pytest.raises(ValueError, match="NUL"):
         _native.img_gen_params_to_str({"prompt": "a\0b"})
 

@@ -1,0 +1,75 @@
+"""File hashes the way model sites and AUTOMATIC1111 show them, streamed.
+
+``sha256`` of the whole file, A1111's short hash (``autov2``: first 10 hex of the
+sha256) and A1111's legacy model hash (``legacy``: sha256 of the 64 KiB at
+offset 1 MiB, first 8 hex). Files are read in 1 MiB chunks, so memory stays flat
+for a 20 GB model; a ``progress(done, total)`` callback can show how far it got,
+and ``cancel`` (any object with ``is_set()``) stops it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["HashCancelled", "Hashes", "file_hashes", "legacy_hash"]
+
+_CHUNK = 1 << 20
+
+
+class _Event(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class HashCancelled(Exception):
+    """Hashing was stopped by its ``cancel`` event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hashes:
+    """sha256 (hex), A1111's short hash (``autov2``) and legacy model hash (``legacy``)."""
+
+    sha256: str
+    autov2: str
+    legacy: str
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-friendly form."""
+        return {"sha256": self.sha256, "autov2": self.autov2, "legacy": self.legacy}
+
+
+def legacy_hash(path: str | os.PathLike[str]) -> str:
+    """A1111's old "model hash": sha256 of 64 KiB at offset 1 MiB, first 8 hex digits."""
+    with open(path, "rb") as f:
+        f.seek(0x100000)
+        return hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
+
+
+def file_hashes(
+    path: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: _Event | None = None,
+) -> Hashes:
+    """Stream the file once and return its :class:`Hashes`."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        total = os.fstat(f.fileno()).st_size
+        done = 0
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise HashCancelled(str(path))
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+            done += n
+            if progress is not None:
+                progress(done, total)
+    digest = h.hexdigest()
+    return Hashes(sha256=digest, autov2=digest[:10], legacy=legacy_hash(path))

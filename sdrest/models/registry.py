@@ -1,0 +1,488 @@
+"""The registry of a models dir: scan, classify, cache, search, hash, resolve companions.
+
+Layout (the seed's): ``checkpoints/``, ``diffusion_models/``, ``vae/``, ``lora/``,
+``taesd/``, ``esrgan/``, ``upscaler/``, ``controlnet/``, ``embeddings/``,
+``text_encoders/`` (``clip``, ``t5xxl``, ``llm``...), ``photomaker/``, plus
+``presets/``, ``prompts/``, ``neg_prompts/`` for templates; files may also sit
+flat in the root. The folder is a hint, the header decides: an entry whose
+header disagrees with its folder carries a ``mismatch`` note.
+
+Ids are stable: the path relative to the root without its extension, with ``/``
+(``checkpoints/v1-5``). Where two files differ only by extension, both keep
+their extension in the id. Results are cached by (path, size, mtime), in memory
+and, with ``cache_path``, on disk, so a rescan of an unchanged folder only stats
+files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sdrest.models.detect import ModelInfo, detect
+from sdrest.models.hashing import Hashes, file_hashes
+from sdrest.models.reader import DIFFUSERS_PARTS, is_diffusers_folder
+from sdrest.models.templates import TEMPLATE_EXTENSIONS, TEMPLATE_FOLDERS, Template
+
+__all__ = [
+    "FOLDER_KINDS",
+    "MODEL_EXTENSIONS",
+    "ModelEntry",
+    "Page",
+    "Registry",
+    "ScanReport",
+    "entries_dicts",
+]
+
+MODEL_EXTENSIONS = (".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
+"""File extensions the registry treats as models."""
+
+FOLDER_KINDS: dict[str, tuple[str, ...]] = {
+    "checkpoints": ("checkpoint", "diffusion_model"),
+    "diffusion_models": ("diffusion_model", "checkpoint"),
+    "unet": ("diffusion_model", "checkpoint"),
+    "vae": ("vae",),
+    "lora": ("lora",),
+    "loras": ("lora",),
+    "taesd": ("taesd",),
+    "vae_approx": ("taesd",),
+    "esrgan": ("esrgan",),
+    "upscaler": ("esrgan",),
+    "upscale_models": ("esrgan",),
+    "controlnet": ("controlnet",),
+    "embeddings": ("embedding",),
+    "text_encoders": ("text_encoder",),
+    "clip": ("text_encoder",),
+    "clip_vision": ("text_encoder",),
+    "t5xxl": ("text_encoder",),
+    "llm": ("text_encoder",),
+    "photomaker": ("photomaker",),
+}
+"""Seed folder -> the kinds a file there is expected to be (the first is the usual one)."""
+
+_CACHE_VERSION = 1
+_SORT_KEYS: dict[str, Callable[[ModelEntry], Any]] = {
+    "id": lambda e: e.id.lower(),
+    "name": lambda e: e.name.lower(),
+    "kind": lambda e: (e.kind, e.id.lower()),
+    "architecture": lambda e: (e.architecture or "~", e.id.lower()),
+    "size": lambda e: e.size,
+    "mtime": lambda e: e.mtime_ns,
+    "parameters": lambda e: e.info.parameters,
+    "quantization": lambda e: (e.info.quantization or "~", e.id.lower()),
+}
+
+
+@dataclass(slots=True)
+class ModelEntry:
+    """One model in the registry: its id, where it is, what its header says, and notes."""
+
+    id: str
+    path: str
+    rel_path: str
+    folder: str | None
+    size: int
+    mtime_ns: int
+    info: ModelInfo
+    mismatch: str | None = None
+    hashes: Hashes | None = None
+
+    @property
+    def name(self) -> str:
+        """The file (or folder) name."""
+        return PurePosixPath(self.rel_path).name
+
+    @property
+    def kind(self) -> str:
+        """The kind the header says (see :data:`sdrest.models.KINDS`)."""
+        return self.info.kind
+
+    @property
+    def architecture(self) -> str | None:
+        """The architecture the header says."""
+        return self.info.architecture
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form (the full :class:`ModelInfo` under ``info``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "path": self.path,
+            "rel_path": self.rel_path,
+            "folder": self.folder,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "kind": self.kind,
+            "architecture": self.architecture,
+            "mismatch": self.mismatch,
+            "hashes": self.hashes.to_dict() if self.hashes else None,
+            "info": self.info.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of search results and the total count before paging."""
+
+    items: list[ModelEntry]
+    total: int
+    offset: int
+    limit: int | None
+
+
+@dataclass(slots=True)
+class ScanReport:
+    """What a scan found: ids added, changed, removed, how many were unchanged, and the time."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Found:
+    rel: str
+    path: str
+    size: int
+    mtime_ns: int
+
+
+class Registry:
+    """The models (and templates) of one models dir.
+
+    ``scan()`` reads what is new or changed and forgets what is gone; the other methods
+    read the last scan's state. Safe to use from several threads.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        cache_path: str | os.PathLike[str] | None = None,
+        detector: Callable[[str], ModelInfo] = detect,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.cache_path = Path(cache_path) if cache_path is not None else None
+        self._detect = detector
+        self._lock = threading.RLock()
+        self._entries: dict[str, ModelEntry] = {}  # rel_path -> entry
+        self._by_id: dict[str, ModelEntry] = {}
+        self._templates: dict[str, Template] = {}
+        self._load_cache()
+
+    # -- scanning ---------------------------------------------------------------------------
+
+    def scan(self) -> ScanReport:
+        """Walk the root; detect new and changed files, drop removed ones. Returns what changed."""
+        t0 = time.perf_counter()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"models dir not found: {self.root}")
+        models, templates = self._walk()
+        report = ScanReport()
+        with self._lock:
+            old = self._entries
+            new: dict[str, ModelEntry] = {}
+            dirty = False
+            for f in models:
+                prev = old.get(f.rel)
+                if prev is not None and prev.size == f.size and prev.mtime_ns == f.mtime_ns:
+                    prev.path = f.path
+                    new[f.rel] = prev
+                    report.unchanged += 1
+                    continue
+                info = self._detect(f.path)
+                new[f.rel] = ModelEntry("", f.path, f.rel, _folder_of(f.rel), f.size, f.mtime_ns, info)
+                (report.changed if prev is not None else report.added).append(f.rel)
+                dirty = True
+            removed = [rel for rel in old if rel not in new]
+            dirty = dirty or bool(removed)
+            self._assign_ids(new)
+            report.added = [new[r].id for r in report.added]
+            report.changed = [new[r].id for r in report.changed]
+            report.removed = [old[r].id for r in removed]
+            self._entries = new
+            self._by_id = {e.id: e for e in new.values()}
+            self._templates = {t.id: t for t in templates}
+            if dirty or (self.cache_path is not None and not self.cache_path.exists()):
+                self._save_cache()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _walk(self) -> tuple[list[_Found], list[Template]]:
+        models: list[_Found] = []
+        templates: list[Template] = []
+        seen_dirs: set[tuple[int, int]] = set()
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            try:
+                st = folder.stat()
+                if (st.st_dev, st.st_ino) in seen_dirs:
+                    continue
+                seen_dirs.add((st.st_dev, st.st_ino))
+                it = list(os.scandir(folder))
+            except OSError:
+                continue
+            for de in it:
+                if de.name.startswith("."):
+                    continue
+                try:
+                    is_dir = de.is_dir()
+                    is_file = not is_dir and de.is_file()
+                except OSError:
+                    continue
+                rel = Path(de.path).relative_to(self.root).as_posix()
+                top = rel.split("/", 1)[0]
+                if is_dir:
+                    if is_diffusers_folder(de.path):
+                        found = _diffusers_found(rel, de.path)
+                        if found is not None:
+                            models.append(found)
+                        continue
+                    stack.append(Path(de.path))
+                    continue
+                if not is_file:
+                    continue
+                ext = os.path.splitext(de.name)[1].lower()
+                if top in TEMPLATE_FOLDERS and rel != top:
+                    if ext in TEMPLATE_EXTENSIONS:
+                        try:
+                            size = de.stat().st_size
+                        except OSError:
+                            continue
+                        tid = rel[: -len(ext)]
+                        templates.append(Template(tid, TEMPLATE_FOLDERS[top], de.path, ext[1:], size))
+                    continue
+                if ext not in MODEL_EXTENSIONS:
+                    continue
+                try:
+                    st = de.stat()
+                except OSError:
+                    continue
+                models.append(_Found(rel, de.path, st.st_size, st.st_mtime_ns))
+        models.sort(key=lambda f: f.rel)
+        templates.sort(key=lambda t: t.id)
+        return models, templates
+
+    @staticmethod
+    def _assign_ids(entries: dict[str, ModelEntry]) -> None:
+        stems: dict[str, list[ModelEntry]] = {}
+        for e in entries.values():
+            p = PurePosixPath(e.rel_path)
+            stem = e.rel_path if p.suffix.lower() not in MODEL_EXTENSIONS else str(p.with_suffix(""))
+            stems.setdefault(stem, []).append(e)
+        for stem, group in stems.items():
+            for e in group:
+                e.id = stem if len(group) == 1 else e.rel_path
+                e.mismatch = _mismatch(e)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def entries(self) -> list[ModelEntry]:
+        """Every model of the last scan, sorted by id."""
+        with self._lock:
+            return sorted(self._by_id.values(), key=lambda e: e.id)
+
+    def get(self, model_id: str) -> ModelEntry:
+        """The entry with this id; :class:`KeyError` if there is none."""
+        with self._lock:
+            try:
+                return self._by_id[model_id]
+            except KeyError:
+                raise KeyError(f"no model with id {model_id!r}") from None
+
+    def find(self, name: str) -> ModelEntry:
+        """An entry by id, relative path, or file name with or without extension, when unique."""
+        with self._lock:
+            if name in self._by_id:
+                return self._by_id[name]
+            if name in self._entries:
+                return self._entries[name]
+            low = name.lower()
+            hits = [e for e in self._by_id.values() if e.name.lower() == low or PurePosixPath(e.id).name.lower() == low]
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                ids = ", ".join(sorted(e.id for e in hits))
+                raise KeyError(f"{name!r} is ambiguous: {ids}")
+            raise KeyError(f"no model named {name!r}")
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        kind: str | Iterable[str] | None = None,
+        architecture: str | None = None,
+        sort: str = "id",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Page:
+        """Entries matching every word of ``query`` (in id, name, kind, architecture), filtered by
+        ``kind`` and ``architecture`` (exact, or a version the file fits), sorted and paged."""
+        if sort not in _SORT_KEYS:
+            raise ValueError(f"sort: unknown key {sort!r}; one of {', '.join(_SORT_KEYS)}")
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError("offset and limit must not be negative")
+        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+        words = query.lower().split() if query else []
+        arch = architecture.lower() if architecture else None
+        hits = []
+        for e in self.entries():
+            if kinds is not None and e.kind not in kinds:
+                continue
+            if (
+                arch is not None
+                and (e.architecture or "").lower() != arch
+                and arch not in (f.lower() for f in e.info.fits)
+            ):
+                continue
+            if words:
+                hay = " ".join((e.id, e.name, e.kind, e.architecture or "", e.info.quantization or "")).lower()
+                if not all(w in hay for w in words):
+                    continue
+            hits.append(e)
+        hits.sort(key=_SORT_KEYS[sort], reverse=descending)
+        end = None if limit is None else offset + limit
+        return Page(hits[offset:end], len(hits), offset, limit)
+
+    def templates(self, kind: str | None = None) -> list[Template]:
+        """Presets, prompts and negative prompts (``kind``: ``preset``, ``prompt``, ``neg_prompt``)."""
+        with self._lock:
+            return [t for t in self._templates.values() if kind is None or t.kind == kind]
+
+    def template(self, template_id: str) -> Template:
+        """The template with this id; :class:`KeyError` if there is none."""
+        with self._lock:
+            try:
+                return self._templates[template_id]
+            except KeyError:
+                raise KeyError(f"no template with id {template_id!r}") from None
+
+    def read_template(self, template_id: str) -> Any:
+        """A template's parsed content; :class:`KeyError` or :class:`TemplateError`."""
+        return self.template(template_id).load()
+
+    # -- hashes -----------------------------------------------------------------------------
+
+    def hashes(self, model_id: str, *, progress: Callable[[int, int], None] | None = None) -> Hashes:
+        """sha256 / A1111 hashes of a model file, computed once and cached with its (size, mtime)."""
+        entry = self.find(model_id)
+        if entry.hashes is not None:
+            return entry.hashes
+        if os.path.isdir(entry.path):
+            raise IsADirectoryError(f"{entry.id} is a folder; hash its files")
+        st = os.stat(entry.path)
+        hashes = file_hashes(entry.path, progress=progress)
+        with self._lock:
+            if st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
+                entry.hashes = hashes
+                self._save_cache()
+        return hashes
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _load_cache(self) -> None:
+        if self.cache_path is None:
+            return
+        try:
+            data = json.loads(self.cache_path.read_text(encoding="utf-8"))
+            if data.get("version") != _CACHE_VERSION or data.get("root") != str(self.root):
+                return
+            for rel, rec in data["entries"].items():
+                info = ModelInfo.from_dict(rec["info"])
+                h = rec.get("hashes")
+                path = str(self.root / rel)
+                self._entries[rel] = ModelEntry(
+                    "",
+                    path,
+                    rel,
+                    _folder_of(rel),
+                    rec["size"],
+                    rec["mtime_ns"],
+                    info,
+                    hashes=Hashes(**h) if h else None,
+                )
+        except (OSError, ValueError, KeyError, TypeError):
+            self._entries = {}
+            return
+        self._assign_ids(self._entries)
+        self._by_id = {e.id: e for e in self._entries.values()}
+
+    def _save_cache(self) -> None:
+        if self.cache_path is None:
+            return
+        data = {
+            "version": _CACHE_VERSION,
+            "root": str(self.root),
+            "entries": {
+                rel: {
+                    "size": e.size,
+                    "mtime_ns": e.mtime_ns,
+                    "info": e.info.to_dict(),
+                    "hashes": e.hashes.to_dict() if e.hashes else None,
+                }
+                for rel, e in self._entries.items()
+            },
+        }
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".sdrest-models-", dir=self.cache_path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, separators=(",", ":"))
+            os.replace(tmp, self.cache_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def _folder_of(rel: str) -> str | None:
+    parts = rel.split("/")
+    return parts[0] if len(parts) > 1 and parts[0] in FOLDER_KINDS else None
+
+
+def _mismatch(e: ModelEntry) -> str | None:
+    if e.folder is None:
+        return None
+    expected = FOLDER_KINDS[e.folder]
+    if e.info.kind == "unknown":
+        why = e.info.error or "not a model kind sdrest knows"
+        return f"in {e.folder}/ but unreadable: {why}"
+    if e.info.kind not in expected:
+        return f"in {e.folder}/ but the header says {e.info.kind}"
+    return None
+
+
+def _diffusers_found(rel: str, path: str) -> _Found | None:
+    size = 0
+    mtime = 0
+    for part, _prefix, required in DIFFUSERS_PARTS:
+        try:
+            st = os.stat(os.path.join(path, part))
+        except OSError:
+            if required:
+                mtime = max(mtime, 1)
+            continue
+        size += st.st_size
+        mtime = max(mtime, st.st_mtime_ns)
+    try:
+        mtime = max(mtime, os.stat(path).st_mtime_ns)
+    except OSError:
+        return None
+    return _Found(rel, path, size, mtime)
+
+
+def entries_dicts(entries: Iterable[ModelEntry]) -> list[dict[str, Any]]:
+    """``to_dict()`` of each entry (for JSON output)."""
+    return [e.to_dict() for e in entries]

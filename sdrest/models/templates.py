@@ -1,0 +1,67 @@
+"""Presets, prompt and negative-prompt templates from a models dir (.json / .yaml / .yml / .txt).
+
+A preset is a mapping of generation parameters; a prompt template is text (a
+``.txt`` file, or a JSON/YAML file holding a string or ``{"prompt": ...}``).
+Files are parsed with safe loaders only and capped in size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["MAX_TEMPLATE_SIZE", "TEMPLATE_EXTENSIONS", "TEMPLATE_FOLDERS", "Template", "TemplateError", "load_template"]
+
+TEMPLATE_FOLDERS: dict[str, str] = {"presets": "preset", "prompts": "prompt", "neg_prompts": "neg_prompt"}
+"""models-dir folder -> template kind."""
+
+TEMPLATE_EXTENSIONS = (".json", ".yaml", ".yml", ".txt")
+MAX_TEMPLATE_SIZE = 1 << 20
+
+
+class TemplateError(ValueError):
+    """A template file could not be read or parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """One template file: id (relative path without extension), kind, path and size."""
+
+    id: str
+    kind: str
+    path: str
+    format: str
+    size: int
+
+    def load(self) -> Any:
+        """The parsed content: a dict for presets, text (or a dict) for prompts."""
+        return load_template(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form."""
+        return {"id": self.id, "kind": self.kind, "path": self.path, "format": self.format, "size": self.size}
+
+
+def load_template(path: str | os.PathLike[str]) -> Any:
+    """Parse a template file by its extension; :class:`TemplateError` if it cannot be."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_TEMPLATE_SIZE:
+            raise TemplateError(f"{p.name}: larger than {MAX_TEMPLATE_SIZE} bytes")
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{p.name}: {exc}") from None
+    ext = p.suffix.lower()
+    try:
+        if ext == ".json":
+            return json.loads(text)
+        if ext in (".yaml", ".yml"):
+            return yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise TemplateError(f"{p.name}: {exc}") from None
+    return text
