@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this wor
 
 from sdrest.models import detect
 from sdrest.models.registry import Registry
-from sdrest.models.synthetic import write_gguf, write_safetensors
+from sdrest.testing.headers import write_gguf, write_safetensors
 
 GB = 1_000_000_000
 

@@ -64,6 +64,12 @@ def sd_cli() -> Path:
 
 
 @pytest.fixture(scope="session")
+def child_env() -> dict[str, str]:
+    """Environment for a child interpreter that imports the same sdrest as these tests."""
+    return {**os.environ, "PYTHONPATH": str(Path(sdrest.__file__).resolve().parents[1])}
+
+
+@pytest.fixture(scope="session")
 def sd1(sd1_path: Path) -> sdrest.StableDiffusion:
     """One SD1 context shared by the tests that only generate (loading costs seconds)."""
     with sdrest.StableDiffusion(sd1_path) as sd:

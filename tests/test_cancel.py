@@ -127,7 +127,8 @@ def test_close_while_generating_in_another_thread(sd1_path: Path) -> None:
         sd.txt2img("a cat")
 
 
-def test_ctrl_c_cancels_cleanly_and_raises_keyboard_interrupt(sd1_path: Path, tmp_path: Path) -> None:
+def test_ctrl_c_cancels_cleanly_and_raises_keyboard_interrupt(sd1_path: Path, tmp_path: Path,
+                                                              child_env: dict[str, str]) -> None:
     script = tmp_path / "interrupt.py"
     script.write_text(textwrap.dedent(f"""
         import os, signal, sys
@@ -145,7 +146,8 @@ def test_ctrl_c_cancels_cleanly_and_raises_keyboard_interrupt(sd1_path: Path, tm
         image = sd.txt2img("a cat", width=64, height=64, steps=1, seed=1)[0]
         print("then generated", image.size, flush=True)
     """))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env=child_env)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] in ("interrupted after 1", "interrupted after 2")

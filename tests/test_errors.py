@@ -17,9 +17,10 @@ import sdrest
 SIZE = 64
 
 
-def run_isolated(code: str) -> subprocess.CompletedProcess[str]:
+def run_isolated(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter; the test then asserts it did not die by a signal."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def assert_no_signal(done: subprocess.CompletedProcess[str]) -> None:
@@ -59,7 +60,8 @@ def test_unknown_context_option() -> None:
 
 
 @pytest.mark.parametrize("name", ["truncated", "garbage"])
-def test_bad_model_files_raise_in_a_subprocess_that_survives(name: str, request: pytest.FixtureRequest) -> None:
+def test_bad_model_files_raise_in_a_subprocess_that_survives(name: str, request: pytest.FixtureRequest,
+                                                             child_env: dict[str, str]) -> None:
     path = request.getfixturevalue(name)
     done = run_isolated(f"""
         import sdrest
@@ -67,7 +69,7 @@ def test_bad_model_files_raise_in_a_subprocess_that_survives(name: str, request:
             sdrest.StableDiffusion({str(path)!r})
         except sdrest.NativeError as exc:
             print("NativeError:", str(exc).splitlines()[0])
-    """)
+    """, child_env)
     assert_no_signal(done)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("NativeError: could not create the stable-diffusion context")
@@ -79,7 +81,7 @@ def test_error_carries_sd_cpp_lines(garbage: Path) -> None:
     assert str(garbage) in str(info.value)
 
 
-def test_wrong_companion_raises(sd1_path: Path, wrong_vae_path: Path) -> None:
+def test_wrong_companion_raises(sd1_path: Path, wrong_vae_path: Path, child_env: dict[str, str]) -> None:
     done = run_isolated(f"""
         import sdrest
         try:
@@ -88,7 +90,7 @@ def test_wrong_companion_raises(sd1_path: Path, wrong_vae_path: Path) -> None:
             print("no error")
         except sdrest.NativeError as exc:
             print("NativeError")
-    """)
+    """, child_env)
     assert_no_signal(done)
     assert done.stdout.strip() == "NativeError", done.stdout + done.stderr[-2000:]
 

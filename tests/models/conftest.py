@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sdrest.models.signatures import SIGNATURES, bare, gguf_types
-from sdrest.models.synthetic import write_gguf, write_safetensors
+from sdrest.testing.signatures import SIGNATURES, bare, gguf_types
+from sdrest.testing.headers import write_gguf, write_safetensors
 
 CLIP_L = [
     ("text_model.embeddings.token_embedding.weight", (49408, 768)),

@@ -14,7 +14,7 @@ import pytest
 from sdrest.models import FormatError, detect
 from sdrest.models.gguf import read_gguf
 from sdrest.models.safetensors import read_safetensors
-from sdrest.models.synthetic import state_dict_pickle, write_gguf, write_safetensors, write_torch_zip
+from sdrest.testing.headers import state_dict_pickle, write_gguf, write_safetensors, write_torch_zip
 from sdrest.models.torch_pickle import parse_state_dict
 
 

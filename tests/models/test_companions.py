@@ -8,8 +8,8 @@ import pytest
 
 from sdrest.models.companions import resolve
 from sdrest.models.registry import Registry
-from sdrest.models.signatures import SIGNATURES, bare
-from sdrest.models.synthetic import write_safetensors
+from sdrest.testing.signatures import SIGNATURES, bare
+from sdrest.testing.headers import write_safetensors
 
 
 @pytest.fixture

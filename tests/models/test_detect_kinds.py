@@ -15,8 +15,8 @@ from sdrest import _native
 from sdrest.models import ModelInfo, detect
 from sdrest.models import sdversion as V
 from sdrest.models.reader import read_tensors
-from sdrest.models.signatures import DM, SIGNATURES, bare, gguf_shapes, gguf_types
-from sdrest.models.synthetic import write_gguf, write_safetensors, write_torch_zip
+from sdrest.testing.signatures import DM, SIGNATURES, bare, gguf_shapes, gguf_types
+from sdrest.testing.headers import write_gguf, write_safetensors, write_torch_zip
 
 
 def _parity(path: Path) -> None:

@@ -13,7 +13,7 @@ from sdrest.models.ggml_types import GGML_TYPES, GGML_TYPES_BY_NAME, is_quantize
 from sdrest.models.gguf import ArraySummary, read_gguf
 from sdrest.models.reader import read_tensors
 from sdrest.models.safetensors import read_safetensors
-from sdrest.models.synthetic import write_gguf, write_safetensors, write_torch_legacy, write_torch_zip
+from sdrest.testing.headers import write_gguf, write_safetensors, write_torch_legacy, write_torch_zip
 from sdrest.models.torchfile import read_torch_legacy, read_torch_zip
 
 

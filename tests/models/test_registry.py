@@ -11,7 +11,7 @@ import pytest
 
 from sdrest.models import ModelInfo, detect
 from sdrest.models.registry import Registry
-from sdrest.models.synthetic import write_gguf, write_safetensors
+from sdrest.testing.headers import write_gguf, write_safetensors
 from sdrest.models.templates import TemplateError
 
 

@@ -17,8 +17,8 @@ from sdrest import _native
 from sdrest.models import detect
 from sdrest.models import sdversion as V
 from sdrest.models.reader import read_tensors
-from sdrest.models.signatures import DM, SIGNATURES, UNET_FAMILY, bare, gguf_shapes, gguf_types
-from sdrest.models.synthetic import write_gguf, write_safetensors, write_torch_legacy, write_torch_zip
+from sdrest.testing.signatures import DM, SIGNATURES, UNET_FAMILY, bare, gguf_shapes, gguf_types
+from sdrest.testing.headers import write_gguf, write_safetensors, write_torch_legacy, write_torch_zip
 
 
 def oracle(path: Path, prefix: str) -> str | None:

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sdrest.models.signatures import SIGNATURES, bare
-from sdrest.models.synthetic import write_safetensors
+from sdrest.testing.signatures import SIGNATURES, bare
+from sdrest.testing.headers import write_safetensors
 
 _SCRIPT = """
 import sys, importlib.abc

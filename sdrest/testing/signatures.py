@@ -3,7 +3,7 @@
 Shapes are outermost-first (PyTorch order). Each signature is a full checkpoint
 (names with sd.cpp's prefixes); for DiT models :func:`bare` gives the standalone
 form ComfyUI / city96 files use (no ``model.diffusion_model.``). With
-:mod:`sdrest.models.synthetic` they make header-only test files for detection.
+:mod:`sdrest.testing.headers` they make header-only test files for detection.
 """
 
 from __future__ import annotations
