@@ -102,6 +102,24 @@ Context::~Context() {
     }
 }
 
+// Holds busy_ for one call and records the owning thread, so that a call
+// re-entered from its own callbacks is refused instead of deadlocking.
+class Context::Busy {
+public:
+    explicit Busy(Context& c) : owner_(c.busy_owner_) {
+        if (owner_.load() == std::this_thread::get_id()) {
+            throw py::value_error("the context is busy with a call on this thread (re-entered from its own callback)");
+        }
+        lock_ = lock_without_gil(c.busy_);
+        owner_.store(std::this_thread::get_id());
+    }
+    ~Busy() { owner_.store(std::thread::id()); }
+
+private:
+    std::atomic<std::thread::id>& owner_;
+    std::unique_lock<std::mutex> lock_;
+};
+
 sd_ctx_t* Context::require_open() const {
     if (ctx_ == nullptr) {
         throw py::value_error("the context is closed");
@@ -111,8 +129,8 @@ sd_ctx_t* Context::require_open() const {
 
 template <class Fn>
 py::list Context::run_generation(const char* what, py::object progress, py::object preview, py::dict preview_options, Fn&& fn) {
-    auto busy        = lock_without_gil(busy_);
-    sd_ctx_t* ctx    = require_open();
+    Busy busy(*this);
+    sd_ctx_t* ctx     = require_open();
     bool want_preview = !preview.is_none();
     preview_t mode = preview_mode(preview_options);
     int interval   = option<int>(preview_options, "interval", 1);
@@ -182,7 +200,7 @@ void Context::cancel(int mode) {
 
 void Context::close() {
     cancel(SD_CANCEL_ALL);
-    auto busy = lock_without_gil(busy_);
+    Busy busy(*this);
     if (ctx_ != nullptr) {
         sd_ctx_t* ctx = ctx_;
         ctx_          = nullptr;
@@ -191,17 +209,28 @@ void Context::close() {
     }
 }
 
-int Context::default_sample_method() { return sd_get_default_sample_method(require_open()); }
+int Context::default_sample_method() {
+    Busy busy(*this);
+    return sd_get_default_sample_method(require_open());
+}
 
 int Context::default_scheduler(int sample_method) {
     if (sample_method < 0 || sample_method > SAMPLE_METHOD_COUNT) {
         throw py::value_error("sample_method: invalid value " + std::to_string(sample_method));
     }
+    Busy busy(*this);
     return sd_get_default_scheduler(require_open(), static_cast<sample_method_t>(sample_method));
 }
 
-bool Context::supports_image_generation() { return sd_ctx_supports_image_generation(require_open()); }
-bool Context::supports_video_generation() { return sd_ctx_supports_video_generation(require_open()); }
+bool Context::supports_image_generation() {
+    Busy busy(*this);
+    return sd_ctx_supports_image_generation(require_open());
+}
+
+bool Context::supports_video_generation() {
+    Busy busy(*this);
+    return sd_ctx_supports_video_generation(require_open());
+}
 
 // ---- Upscaler -----------------------------------------------------------------
 

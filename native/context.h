@@ -4,7 +4,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "callbacks.h"
 #include "stable-diffusion.h"
@@ -33,11 +35,13 @@ public:
 private:
     sd_ctx_t* ctx_ = nullptr;
     std::mutex busy_;              // held for the whole of a native call
+    std::atomic<std::thread::id> busy_owner_{};  // the thread holding busy_
     std::mutex inflight_mutex_;    // guards inflight_
     CallState* inflight_ = nullptr;
     struct InflightGuard;
 
     sd_ctx_t* require_open() const;
+    class Busy;
     template <class Fn>
     py::list run_generation(const char* what, py::object progress, py::object preview, py::dict preview_options, Fn&& fn);
 };

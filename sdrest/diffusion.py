@@ -259,9 +259,10 @@ class StableDiffusion:
 
     def close(self) -> None:
         """Stop what runs, free the native context. Safe to call twice."""
-        ctx, self._ctx = self._ctx, None
+        ctx = self._ctx
         if ctx is not None:
-            ctx.close()
+            ctx.close()  # refuses (ValueError) when called from this context's own callback
+            self._ctx = None
 
     def __enter__(self) -> "StableDiffusion":
         return self
@@ -501,7 +502,7 @@ class StableDiffusion:
         params["loras"] = _lora_list(kwargs.pop("loras", None))
         self._apply_sampling(params["sample_params"], kwargs)
         if params["sample_params"]["sample_method"] == _native.SAMPLE_METHOD_COUNT:
-            params["sample_params"]["sample_method"] = ctx.default_sample_method()
+            params["sample_params"]["sample_method"] = names.sampler_table()[self._default_sampler]
         tiling = kwargs.pop("vae_tiling", None)
         if tiling:
             params["vae_tiling_params"] = dict(params["vae_tiling_params"], enabled=True, **(tiling if isinstance(tiling, Mapping) else {}))

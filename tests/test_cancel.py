@@ -152,3 +152,15 @@ def test_ctrl_c_cancels_cleanly_and_raises_keyboard_interrupt(sd1_path: Path, tm
     lines = done.stdout.splitlines()
     assert lines[0] in ("interrupted after 1", "interrupted after 2")
     assert lines[1] == "then generated (64, 64)"
+
+
+def test_reentering_the_context_from_its_own_callback_is_refused(sd1: sdrest.StableDiffusion) -> None:
+    def reenter(event: sdrest.Progress) -> None:
+        sd1.txt2img("again", width=SIZE, height=SIZE, steps=1)
+
+    with pytest.raises(ValueError, match="re-entered from its own callback"):
+        sd1.txt2img("a cat", width=SIZE, height=SIZE, steps=3, seed=1, progress=reenter)
+    with pytest.raises(ValueError, match="re-entered from its own callback"):
+        sd1.txt2img("a cat", width=SIZE, height=SIZE, steps=3, seed=1, progress=lambda e: sd1.close())
+    assert not sd1.closed
+    assert len(sd1.txt2img("a cat", width=SIZE, height=SIZE, steps=1, seed=1)) == 1
