@@ -39,12 +39,13 @@ sd_image_t Keepalive::image(py::handle value, const char* field) {
     if (value.is_none()) {
         return image;
     }
-    // Always an owned copy: sd.cpp takes non-const pointers and must not touch caller data.
-    ImageArray arr = py::array::ensure(value, py::array::c_style | py::array::forcecast);
-    if (!arr) {
-        throw py::type_error(std::string(field) + ": expected an image array (H x W x C uint8)");
+    auto source = py::array::ensure(value);
+    if (!source || !py::isinstance<py::array_t<uint8_t>>(source)) {
+        throw py::type_error(std::string(field) + ": expected a uint8 image array (H x W x C)");
     }
-    arr = ImageArray(py::module_::import("numpy").attr("array")(arr, "uint8", py::arg("copy") = true, py::arg("order") = "C"));
+    ImageArray contiguous = ImageArray::ensure(source);  // C order; may share the caller's memory
+    // Always an owned copy: sd.cpp takes non-const pointers and must not touch caller data.
+    ImageArray arr(contiguous.request());
     if (arr.ndim() != 2 && arr.ndim() != 3) {
         throw py::value_error(std::string(field) + ": expected H x W or H x W x C, got " +
                               std::to_string(arr.ndim()) + " dimensions");

@@ -7,6 +7,7 @@ import inspect
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sdrest
@@ -110,3 +111,19 @@ def test_library_functions_have_docstrings_and_hints() -> None:
     for name in sdrest.__all__:
         obj = getattr(sdrest, name)
         assert inspect.getdoc(obj), name
+
+
+def test_images_cross_as_owned_c_contiguous_copies() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+    before = image.copy()
+    edges = _native.preprocess_canny(image, 0.08, 0.08, 0.8, 1.0, False)
+    assert np.array_equal(image, before), "the caller's array was modified"
+    assert edges.shape == (32, 48, 3) and edges.dtype == np.uint8 and edges.flags.c_contiguous
+    fortran = _native.preprocess_canny(np.asfortranarray(image), 0.08, 0.08, 0.8, 1.0, False)
+    view = np.pad(image, ((0, 0), (0, 2), (0, 0)))[:, :48]
+    assert not view.flags.c_contiguous
+    strided = _native.preprocess_canny(view, 0.08, 0.08, 0.8, 1.0, False)
+    assert np.array_equal(edges, fortran) and np.array_equal(edges, strided)
+    with pytest.raises(TypeError, match="uint8"):
+        _native.preprocess_canny(image.astype(np.float32), 0.08, 0.08, 0.8, 1.0, False)
