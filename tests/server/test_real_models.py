@@ -134,3 +134,13 @@ def test_convert_and_hash_jobs(real_server: LiveServer) -> None:
     expected = hashlib.sha256((models_dir / "lora" / "sd1_lora.safetensors").read_bytes()).hexdigest()
     assert job["status"] == "succeeded" and job["result"]["hashes"]["sd1_lora"]["sha256"] == expected
     assert job["result"]["hashes"]["sd1_lora"]["autov2"] == expected[:10]
+
+
+def test_controlnet(real_server: LiveServer) -> None:
+    client = real_server.client
+    body = client.post("/api/generate/controlnet?wait=true", json={
+        **TINY, "control_image": png_b64((64, 64)), "control_net_model": "sd1_controlnet", "control_strength": 0.8},
+        timeout=300).json()
+    assert body["status"] == "succeeded", body
+    meta = parse_a1111_parameters(Image.open(io.BytesIO(base64.b64decode(body["images"][0]["data"]))).info["parameters"])
+    assert meta["Control strength"] == "0.8"

@@ -1,0 +1,149 @@
+"""Server settings: one schema read from flags, environment (``SDREST_*``) and a YAML file.
+
+Precedence, lowest first: the defaults below, the config file, the environment,
+the command-line flags. Every field has exactly one name in each: ``--queue-limit``,
+``SDREST_QUEUE_LIMIT``, ``queue_limit:``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "SDREST_"
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``sdrest serve`` can be told. Paths are resolved by :func:`load_config`."""
+
+    # One schema: each field carries its help text and choices, for flags, env and the file alike.
+    host: str = _setting("127.0.0.1", "address to bind")
+    port: int = _setting(8080, "port to bind")
+    models_dir: Path | None = _setting(None, "folder of models (checkpoints/, lora/, vae/, esrgan/ ...)")  # noqa: RUF009
+    data_dir: Path = _setting(Path("sdrest-data"), "folder for the job database and the outputs")  # noqa: RUF009
+    workers: int = _setting(1, "worker threads, each owning one native context")
+    n_threads: int | None = _setting(None, "CPU threads per native context (default: physical cores)")
+    queue_limit: int = _setting(100, "most jobs waiting in the queue; past it requests get 429")
+    on_interrupted: str = _setting("requeue", "what happens to a job that was running when the server stopped",
+                                   ("requeue", "fail"))
+    retention_days: float = _setting(0.0, "delete finished jobs and their outputs older than this (0: keep forever)")
+    idle_unload_seconds: float = _setting(0.0, "unload a model idle this long (0: keep it loaded)")
+    memory_budget_mb: int = _setting(0, "unload models when this process uses more (0: no budget)")
+    max_body_mb: float = _setting(50.0, "largest request body accepted")
+    max_pixels: int = _setting(4096 * 4096, "largest width*height accepted for a generation")
+    max_steps: int = _setting(500, "largest step count accepted")
+    max_batch: int = _setting(16, "largest batch_count accepted")
+    default_model: str | None = _setting(None, "model used when a request names none")
+    log_level: str = _setting("info", "log level", ("debug", "info", "warning", "error"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy (paths as strings)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite job store."""
+        return self.data_dir / "jobs.sqlite3"
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Where job outputs live (one folder per job)."""
+        return self.data_dir / "outputs"
+
+
+def _fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(ServerConfig))
+
+
+def _base_type(f: dataclasses.Field) -> str:
+    """The field's type name without ``None`` (``"int"`` for ``int | None``)."""
+    text = str(f.type).replace("Optional[", "").rstrip("]")
+    return text.replace(" | None", "").replace("None | ", "")
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    """``value`` (a string from env/flags, or a YAML scalar) as the field's type; ValueError naming it."""
+    if value is None:
+        return None
+    kind = _base_type(f)
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            out: Any = int(value)
+        elif kind == "float":
+            out = float(value)
+        elif kind == "Path":
+            out = Path(os.path.expanduser(str(value)))
+        else:
+            out = str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{f.name}: expected {kind}, got {value!r}") from None
+    choices = f.metadata.get("choices")
+    if choices and out not in choices:
+        raise ValueError(f"{f.name}: expected one of {', '.join(choices)}, got {value!r}")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per setting (defaults left None so unset flags do not override)."""
+    parser.add_argument("--config", type=Path, default=None, help="YAML config file (env: SDREST_CONFIG)")
+    for f in _fields():
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, dest=f.name, default=None, choices=f.metadata.get("choices"),
+                            help=f"{f.metadata['help']} (env: {ENV_PREFIX}{f.name.upper()}, default: {f.default})")
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> ServerConfig:
+    """Merge defaults, ``config_file``, ``environ`` and ``flags`` into a :class:`ServerConfig`."""
+    environ = os.environ if environ is None else environ
+    flags = dict(flags or {})
+    names = {f.name: f for f in _fields()}
+    values: dict[str, Any] = {}
+    path = config_file or flags.pop("config", None) or environ.get(ENV_PREFIX + "CONFIG")
+    if path:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config: {path} must hold a mapping")
+        for key, value in loaded.items():
+            key = str(key).replace("-", "_")
+            if key not in names:
+                raise ValueError(f"config: unknown setting {key!r} in {path}")
+            values[key] = _coerce(names[key], value)
+    for name, f in names.items():
+        env_value = environ.get(ENV_PREFIX + name.upper())
+        if env_value is not None and env_value != "":
+            values[name] = _coerce(f, env_value)
+    for name, value in flags.items():
+        if name in names and value is not None:
+            values[name] = _coerce(names[name], value)
+    config = ServerConfig(**values)
+    return validate(config)
+
+
+def validate(config: ServerConfig) -> ServerConfig:
+    """Check ranges; returns ``config`` with paths made absolute."""
+    if not 0 <= config.port <= 65535:
+        raise ValueError(f"port: must be 0..65535, got {config.port}")
+    if config.workers < 1:
+        raise ValueError("workers: must be at least 1")
+    if config.queue_limit < 1:
+        raise ValueError("queue_limit: must be at least 1")
+    models = config.models_dir.resolve() if config.models_dir else None
+    return dataclasses.replace(config, data_dir=config.data_dir.resolve(), models_dir=models)

@@ -1,0 +1,359 @@
+"""The job store: one SQLite file (WAL), one row per job.
+
+Every state change is one committed transaction, so a ``kill -9`` at any moment
+leaves each job in a state it really was in. The store is shared by the event
+loop and the worker threads; one connection guarded by a lock keeps it simple
+and fast (each statement takes microseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT,
+    kind TEXT NOT NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    step INTEGER NOT NULL DEFAULT 0,
+    steps INTEGER NOT NULL DEFAULT 0,
+    phase TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    result TEXT NOT NULL DEFAULT '{}',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    sha256 TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class Job:
+    """One job as stored. ``outputs`` are file names in the job's output folder."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    status: str
+    owner: str | None = None
+    progress: float = 0.0
+    step: int = 0
+    steps: int = 0
+    phase: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    seq: int = 0
+    position: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True in a final state."""
+        return self.status in FINISHED
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as the API shows it."""
+        return {
+            "id": self.id,
+            "job_id": self.id,
+            "owner": self.owner,
+            "kind": self.kind,
+            "status": self.status,
+            "progress": self.progress,
+            "step": self.step,
+            "steps": self.steps,
+            "phase": self.phase,
+            "queue_position": self.position,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "outputs": list(self.outputs),
+            "result": dict(self.result),
+            "attempts": self.attempts,
+            "parameters": public(self.params),
+        }
+
+
+def public(value: Any) -> Any:
+    """``value`` without its internal keys (those starting with ``_``: server paths), at any depth."""
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items() if not (isinstance(k, str) and k.startswith("_"))}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    return value
+
+
+def new_job_id() -> str:
+    """An unguessable id (128 random bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+class JobStore:
+    """Jobs in SQLite. All methods are thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.ProgrammingError:
+                pass
+
+    # -- reading ------------------------------------------------------------------
+
+    def _row_to_job(self, row: sqlite3.Row) -> Job:
+        return Job(
+            id=row["id"], kind=row["kind"], params=json.loads(row["params"]), status=row["status"],
+            owner=row["owner"], progress=row["progress"], step=row["step"], steps=row["steps"],
+            phase=row["phase"], created_at=row["created_at"], started_at=row["started_at"],
+            finished_at=row["finished_at"], error=row["error"], outputs=json.loads(row["outputs"]),
+            result=json.loads(row["result"]), attempts=row["attempts"], seq=row["seq"],
+        )
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, with its queue position when queued; None when unknown."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = self._row_to_job(row)
+            if job.status == QUEUED:
+                (ahead,) = self._db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq)).fetchone()
+                job.position = ahead + 1
+            elif job.status == RUNNING:
+                job.position = 0
+            return job
+
+    def list(self, *, statuses: Sequence[str] | None = None, owner: str | None = None,
+             limit: int = 100, offset: int = 0, newest_first: bool = False) -> list[Job]:
+        """Jobs filtered by status and owner, in queue order (or newest first)."""
+        where, args = [], []  # type: list[str], list[Any]
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
+        with self._lock:
+            jobs = [self._row_to_job(r) for r in self._db.execute(sql, (*args, limit, offset))]
+        position = 0
+        for job in jobs if not newest_first else []:
+            if job.status == QUEUED:
+                position += 1
+                job.position = position + offset if statuses == [QUEUED] else None
+        return jobs
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status (every status present, zero when none)."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        out = dict.fromkeys(STATUSES, 0)
+        out.update({status: n for status, n in rows})
+        return out
+
+    def queued_count(self) -> int:
+        """How many jobs wait."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (QUEUED,)).fetchone()[0])
+
+    def durations(self, kind: str | None = None, limit: int = 50) -> list[tuple[dict[str, Any], float]]:
+        """(params, seconds) of the latest succeeded jobs, for estimates."""
+        sql = "SELECT params, started_at, finished_at FROM jobs WHERE status = ? AND started_at IS NOT NULL"
+        args: list[Any] = [SUCCEEDED]
+        if kind:
+            sql += " AND kind = ?"
+            args.append(kind)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [(json.loads(p), f - s) for p, s, f in rows]
+
+    # -- writing ------------------------------------------------------------------
+
+    def create(self, kind: str, params: dict[str, Any], *, owner: str | None = None,
+               limit: int | None = None, job_id: str | None = None) -> Job | None:
+        """Insert a queued job; None when ``limit`` jobs already wait (the check and insert are atomic)."""
+        job_id = job_id or new_job_id()
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if limit is not None:
+                    (waiting,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (QUEUED,)).fetchone()
+                    if waiting >= limit:
+                        self._db.execute("ROLLBACK")
+                        return None
+                self._db.execute(
+                    "INSERT INTO jobs (id, owner, kind, params, status, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (job_id, owner, kind, json.dumps(params), QUEUED, now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self.get(job_id)
+
+    def claim_next(self, worker: str, kinds: Iterable[str] | None = None) -> Job | None:
+        """Atomically move the oldest queued job to running and return it; None when none waits."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                sql = "SELECT id FROM jobs WHERE status = ?"
+                args: list[Any] = [QUEUED]
+                if kinds is not None:
+                    kinds = list(kinds)
+                    sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+                    args.extend(kinds)
+                row = self._db.execute(sql + " ORDER BY seq LIMIT 1", args).fetchone()
+                if row is None:
+                    self._db.execute("ROLLBACK")
+                    return None
+                self._db.execute(
+                    "UPDATE jobs SET status = ?, started_at = ?, worker = ?, attempts = attempts + 1, "
+                    "progress = 0, step = 0 WHERE id = ?", (RUNNING, time.time(), worker, row["id"]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self.get(row["id"])
+
+    def set_progress(self, job_id: str, step: int, steps: int, phase: str | None) -> None:
+        """Record the step reached by a running job."""
+        progress = min(1.0, step / steps) if steps else 0.0
+        with self._lock:
+            self._db.execute("UPDATE jobs SET step = ?, steps = ?, progress = ?, phase = ? WHERE id = ? AND status = ?",
+                             (step, steps, progress, phase, job_id, RUNNING))
+
+    def finish(self, job_id: str, status: str, *, outputs: Sequence[str] = (), result: dict[str, Any] | None = None,
+               error: str | None = None) -> Job | None:
+        """Move a running (or queued) job to a final state; returns the job, None if it was already final."""
+        if status not in FINISHED:
+            raise ValueError(f"status: {status!r} is not final")
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, outputs = ?, result = ?, error = ?, "
+                "progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END "
+                "WHERE id = ? AND status IN (?, ?)",
+                (status, time.time(), json.dumps(list(outputs)), json.dumps(result or {}), error, status,
+                 job_id, QUEUED, RUNNING))
+            changed = cursor.rowcount
+        return self.get(job_id) if changed else None
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Cancel a job that still waits; False if it is not queued."""
+        return self.finish_if(job_id, QUEUED, CANCELLED, "cancelled before it started")
+
+    def finish_if(self, job_id: str, expected: str, status: str, error: str | None = None) -> bool:
+        """Move ``job_id`` from ``expected`` to final ``status``; False if it was not in ``expected``."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ? AND status = ?",
+                (status, time.time(), error, job_id, expected))
+            return cursor.rowcount == 1
+
+    def clear_queue(self, owner: str | None = None) -> list[str]:
+        """Cancel every queued job (of ``owner`` when given); returns their ids."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            sql, args = "SELECT id FROM jobs WHERE status = ?", [QUEUED]
+            if owner is not None:
+                sql += " AND owner = ?"
+                args.append(owner)
+            ids = [r[0] for r in self._db.execute(sql, args)]
+            self._db.executemany("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                                 [(CANCELLED, time.time(), "queue cleared", i) for i in ids])
+            self._db.execute("COMMIT")
+        return ids
+
+    def recover_interrupted(self, requeue: bool) -> list[str]:
+        """After a start: jobs left running by a stop or a crash are re-queued or failed. Returns their ids."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
+            for job_id in ids:
+                if requeue:
+                    self._db.execute("UPDATE jobs SET status = ?, started_at = NULL, progress = 0, step = 0, "
+                                     "worker = NULL WHERE id = ?", (QUEUED, job_id))
+                else:
+                    self._db.execute("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                                     (FAILED, time.time(), "interrupted: the server stopped while it ran", job_id))
+        return ids
+
+    def requeue(self, job_id: str) -> bool:
+        """Put a running job back at its place in the queue (a clean stop mid-job)."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE jobs SET status = ?, started_at = NULL, progress = 0, step = 0, "
+                                      "worker = NULL WHERE id = ? AND status = ?", (QUEUED, job_id, RUNNING))
+            return cursor.rowcount == 1
+
+    def delete_finished_before(self, cutoff: float) -> list[str]:
+        """Delete finished jobs older than ``cutoff`` (epoch seconds); returns their ids."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,))]
+            self._db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
+        return ids
+
+    # -- file hashes (cached by path, size and mtime) -------------------------------
+
+    def cached_hash(self, path: str, size: int, mtime: float) -> str | None:
+        """The SHA-256 recorded for this exact file version, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime = ?",
+                                   (path, size, mtime)).fetchone()
+        return row[0] if row else None
+
+    def remember_hash(self, path: str, size: int, mtime: float, sha256: str) -> None:
+        """Record the SHA-256 of a file version."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO file_hashes (path, size, mtime, sha256) VALUES (?, ?, ?, ?)",
+                             (path, size, mtime, sha256))

@@ -1,0 +1,175 @@
+"""What each job kind does, given its stored parameters. Runs on a worker thread.
+
+Parameters arrive as the server prepared them: plain JSON, every path already
+resolved and checked, input images as files in the job's input folder. Keys that
+start with ``_`` are internal (paths) and never shown by the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from sdrest.jobs.models import ModelCache
+from sdrest.jobs.outputs import a1111_parameters, save_png
+
+GENERATION_KINDS = ("txt2img", "img2img", "inpainting", "controlnet", "video")
+KINDS = (*GENERATION_KINDS, "upscale", "convert", "hash")
+
+
+@dataclass
+class TaskContext:
+    """What a task may use: the worker's models, folders, and the channels back to the server."""
+
+    job_id: str
+    models: ModelCache
+    output_dir: Path
+    input_dir: Path
+    cancel: threading.Event
+    progress: Callable[[int, int, float, str], None]
+    preview: Callable[[int, str], None]
+    file_hash: Callable[[str], str]
+
+
+@dataclass
+class TaskResult:
+    """Output file names (in ``output_dir``) and a JSON result."""
+
+    outputs: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def _input_image(ctx: TaskContext, name: str | None) -> Image.Image | None:
+    if not name:
+        return None
+    with Image.open(ctx.input_dir / name) as img:
+        img.load()
+        return img.copy()
+
+
+def _on_progress(ctx: TaskContext) -> Callable[[Any], None]:
+    def progress(p: Any) -> None:
+        ctx.progress(p.step, p.steps, p.seconds_per_step, p.phase)
+    return progress
+
+
+def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskResult:
+    """txt2img, img2img, inpainting, controlnet and video."""
+    from sdrest.diffusion import LoRA
+
+    files = dict(params["_context"])
+    if params.get("model_hash") is None and (files.get("model") or files.get("diffusion_model")):
+        params["model_hash"] = ctx.file_hash(files.get("model") or files["diffusion_model"])[:10]
+    sd = ctx.models.diffusion(files)
+    kwargs: dict[str, Any] = {
+        key: params[key] for key in ("negative_prompt", "width", "height", "steps", "cfg_scale", "sampler",
+                                     "scheduler", "seed", "clip_skip", "guidance", "eta", "flow_shift")
+        if params.get(key) is not None
+    }
+    kwargs["loras"] = [LoRA(lo["_path"], lo.get("multiplier", 1.0)) for lo in params.get("loras", [])]
+    kwargs["progress"] = _on_progress(ctx)
+    kwargs["cancel"] = ctx.cancel
+    if params.get("vae_tiling"):
+        kwargs["vae_tiling"] = True
+    if params.get("preview"):
+        def preview(step: int, frames: list, is_noisy: bool) -> None:
+            buffer = io.BytesIO()
+            frame = frames[0].copy()
+            frame.thumbnail((256, 256))
+            frame.save(buffer, format="JPEG", quality=70)
+            ctx.preview(step, "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode())
+        kwargs["preview"] = preview
+        kwargs["preview_interval"] = int(params.get("preview_interval") or 1)
+    inputs = params.get("_inputs", {})
+    control = _input_image(ctx, inputs.get("control_image"))
+    if control is not None:
+        kwargs["control_image"] = control
+        kwargs["control_strength"] = params.get("control_strength", 0.9)
+    prompt = params.get("prompt", "")
+    if kind == "video":
+        init = _input_image(ctx, inputs.get("image"))
+        result = sd.generate_video(prompt, init_image=init, video_frames=params.get("video_frames"), **kwargs)
+    elif kind in ("img2img", "inpainting"):
+        image = _input_image(ctx, inputs["image"])
+        mask = _input_image(ctx, inputs.get("mask"))
+        result = sd.img2img(image, prompt, strength=params.get("strength", 0.75), mask=mask, **kwargs)
+    else:
+        kwargs["batch_count"] = params.get("batch_count", 1)
+        result = sd.txt2img(prompt, **kwargs)
+    if params.get("sampler") is None:
+        params["sampler"] = sd.default_sampler
+    outputs = []
+    for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
+        name = f"{index:03d}.png" if kind != "video" else f"frame-{index:04d}.png"
+        save_png(image, ctx.output_dir / name, a1111_parameters(params, seed))
+        outputs.append(name)
+    return TaskResult(outputs, {"seeds": list(result.seeds), "model_hash": params.get("model_hash"),
+                                "sampler": params.get("sampler")})
+
+
+def run_upscale(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
+    """An ESRGAN upscale of the input image."""
+    upscaler = ctx.models.upscaler(params["_upscaler"])
+    image = _input_image(ctx, params["_inputs"]["image"])
+    result = upscaler.upscale(image, params.get("upscale_factor"), progress=_on_progress(ctx))
+    text = f"Upscaled with {params.get('esrgan_model')} x{params.get('upscale_factor') or upscaler.factor}"
+    save_png(result, ctx.output_dir / "000.png", text)
+    return TaskResult(["000.png"], {"width": result.width, "height": result.height})
+
+
+def run_convert(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
+    """Quantize a model into a GGUF file in the models dir."""
+    from sdrest.convert import convert
+
+    ctx.models.unload(params["_src"])
+    dst = convert(params["_src"], params["_dst"], type=params["quantization_type"], progress=_on_progress(ctx))
+    return TaskResult([], {"output_path": params["output_name"], "size": Path(dst).stat().st_size})
+
+
+def sha256_file(path: str, cancel: threading.Event | None = None,
+                progress: Callable[[int, int, float, str], None] | None = None) -> str:
+    """The SHA-256 of a file, read in 8 MiB chunks; stops with ``Cancelled`` when ``cancel`` is set."""
+    from sdrest.errors import Cancelled
+
+    size = Path(path).stat().st_size
+    chunk = 8 * 2**20
+    total = max(1, -(-size // chunk))
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for index in range(total):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled")
+            digest.update(f.read(chunk))
+            if progress is not None:
+                progress(index + 1, total, 0.0, "hashing")
+    return digest.hexdigest()
+
+
+def run_hash(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
+    """SHA-256 (and A1111's short AutoV2 hash) of model files."""
+    hashes = {}
+    for name, path in zip(params["models"], params["_paths"]):
+        digest = sha256_file(path, ctx.cancel, ctx.progress)
+        hashes[name] = {"sha256": digest, "autov2": digest[:10]}
+    return TaskResult([], {"hashes": hashes})
+
+
+def run_task(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskResult:
+    """Dispatch on ``kind``."""
+    if kind in GENERATION_KINDS:
+        return run_generation(kind, params, ctx)
+    if kind == "upscale":
+        return run_upscale(params, ctx)
+    if kind == "convert":
+        return run_convert(params, ctx)
+    if kind == "hash":
+        return run_hash(params, ctx)
+    raise ValueError(f"kind: unknown job kind {kind!r}")

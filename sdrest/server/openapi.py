@@ -1,0 +1,79 @@
+"""The OpenAPI 3.1 document, built from the routes themselves, and a small docs page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+
+import sdrest
+from sdrest.server.spec import ERROR_SCHEMA, ApiRoute
+
+_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+
+
+def build_document(api_routes: Sequence[ApiRoute]) -> dict[str, Any]:
+    """One path item per route, with request, response and error schemas."""
+    paths: dict[str, Any] = {}
+    for route in api_routes:
+        path = _PARAM.sub(r"{\1}", route.path)
+        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for name in _PARAM.findall(route.path)]
+        parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
+                       for name, schema in route.query.items()]
+        responses: dict[str, Any] = {str(route.status): {
+            "description": route.summary, "content": {route.content_type: {"schema": route.response_schema}}}}
+        for status in route.errors:
+            responses[str(status)] = {"description": "error",
+                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for method in sorted(m for m in (route.methods or ()) if m != "HEAD"):
+            operation: dict[str, Any] = {
+                "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_')}",
+                "summary": route.summary, "tags": [route.tag], "responses": responses}
+            if parameters:
+                operation["parameters"] = parameters
+            if route.request_schema is not None:
+                operation["requestBody"] = {"required": True, "content": {
+                    "application/json": {"schema": route.request_schema}}}
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sdrest", "version": sdrest.__version__,
+                 "description": "stable-diffusion.cpp as a REST service: queue, jobs, models, live progress."},
+        "paths": paths,
+        "components": {"schemas": {"Error": ERROR_SCHEMA}},
+    }
+
+
+_DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>sdrest API</title>
+<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}code{background:#eee;padding:0 .3em}
+h2{margin-top:1.5em}li{margin:.2em 0}</style></head><body><h1>sdrest API</h1>
+<p>The machine-readable document: <a href="/api/openapi.json">/api/openapi.json</a>.</p><div id="list"></div>
+<script>fetch('/api/openapi.json').then(r=>r.json()).then(doc=>{const tags={};
+for(const [p,item] of Object.entries(doc.paths))for(const [m,op] of Object.entries(item))
+(tags[op.tags[0]]=tags[op.tags[0]]||[]).push([m.toUpperCase(),p,op.summary]);
+const el=document.getElementById('list');for(const [t,ops] of Object.entries(tags)){
+const h=document.createElement('h2');h.textContent=t;el.appendChild(h);const ul=document.createElement('ul');
+for(const [m,p,s] of ops){const li=document.createElement('li');const c=document.createElement('code');
+c.textContent=m+' '+p;li.appendChild(c);li.appendChild(document.createTextNode(' '+s));ul.appendChild(li);}
+el.appendChild(ul);}});</script></body></html>"""
+
+
+def routes(api_routes: Sequence[ApiRoute]) -> list[ApiRoute]:
+    """``/api/openapi.json`` (covering itself and the docs page too) and ``/api/docs``."""
+    document: dict[str, Any] = {}
+
+    async def openapi_json(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    async def docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(_DOCS)
+
+    own = [ApiRoute("/api/openapi.json", openapi_json, methods=["GET"], summary="This document", tag="docs"),
+           ApiRoute("/api/docs", docs, methods=["GET"], summary="API docs page", tag="docs",
+                    content_type="text/html", response={"type": "string"})]
+    document.update(build_document([*api_routes, *own]))
+    return own

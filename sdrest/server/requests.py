@@ -1,0 +1,331 @@
+"""Request bodies to job parameters: every field checked, every model resolved, before anything is queued."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+from starlette.requests import Request
+
+from sdrest.config import ServerConfig
+from sdrest.server.catalog import Catalog, ModelEntry
+from sdrest.server.errors import ApiError, invalid
+
+MAX_PROMPT = 20000
+_LORA_IN_PROMPT = re.compile(r"<lora:([^:>]+)(?::([-+]?[0-9]*\.?[0-9]+))?>")
+
+#: the request fields of each generation kind, besides the common ones
+COMMON_FIELDS = {
+    "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampling_method", "sampler",
+    "scheduler", "seed", "batch_count", "clip_skip", "model", "vae_model", "taesd_model", "clip_l_model",
+    "clip_g_model", "t5xxl_model", "llm_model", "loras", "preview", "preview_interval", "vae_tiling", "guidance",
+    "eta", "flow_shift",
+}
+KIND_FIELDS = {
+    "txt2img": set(),
+    "img2img": {"init_image", "strength"},
+    "inpainting": {"source_image", "init_image", "mask_image", "strength"},
+    "controlnet": {"control_image", "control_net_model", "control_strength"},
+    "video": {"init_image", "video_frames"},
+}
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or 400."""
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def decode_image(value: Any, field: str, max_pixels: int) -> Image.Image:
+    """A base64 string or ``data:`` URL as a loaded RGB(A)/L image; 422 naming ``field`` otherwise."""
+    if not isinstance(value, str) or not value:
+        raise invalid(field, "expected a base64 image or a data URL")
+    if value.startswith(("http://", "https://")):
+        raise invalid(field, "URL downloads are not enabled; send the image as base64")
+    if value.startswith("data:"):
+        header, _, value = value.partition(",")
+        if ";base64" not in header:
+            raise invalid(field, "only base64 data URLs are accepted")
+    try:
+        raw = base64.b64decode(value, validate=False)
+    except (binascii.Error, ValueError):
+        raise invalid(field, "not valid base64") from None
+    try:
+        img = Image.open(io.BytesIO(raw))
+        width, height = img.size
+        if width * height > max_pixels:
+            raise invalid(field, f"the image is {width}x{height}, more than {max_pixels} pixels")
+        img.load()
+    except ApiError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise invalid(field, f"not a readable image ({exc})") from None
+    return img.convert("RGBA" if img.mode in ("RGBA", "LA", "P") else ("L" if img.mode in ("L", "1") else "RGB"))
+
+
+class Fields:
+    """Typed reads of a request body; every failure is a 422 naming the field."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self.body = body
+
+    def has(self, name: str) -> bool:
+        return self.body.get(name) is not None
+
+    def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        value = self.body.get(name, default)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid(name, f"expected an integer, got {json.dumps(value)[:40]}")
+        if not low <= value <= high:
+            raise invalid(name, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float | None, low: float, high: float) -> float | None:
+        value = self.body.get(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise invalid(name, f"expected a number, got {json.dumps(value)[:40]}")
+        if not low <= value <= high:
+            raise invalid(name, f"must be between {low} and {high}, got {value}")
+        return float(value)
+
+    def string(self, name: str, default: str | None = None, max_length: int = 1024) -> str | None:
+        value = self.body.get(name, default)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise invalid(name, "expected a string")
+        if len(value) > max_length:
+            raise invalid(name, f"longer than {max_length} characters")
+        return value
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.body.get(name, default)
+        if not isinstance(value, bool):
+            raise invalid(name, "expected true or false")
+        return value
+
+    def choice(self, name: str, choices: list[str]) -> str | None:
+        value = self.string(name)
+        if value is None or value == "":
+            return None
+        if value not in choices:
+            raise invalid(name, f"unknown value {value!r}; expected one of: {', '.join(choices)}")
+        return value
+
+
+@dataclass
+class Prepared:
+    """A request turned into job parameters and the input images to store with the job."""
+
+    kind: str
+    params: dict[str, Any]
+    images: dict[str, Image.Image]
+
+
+class RequestParser:
+    """Turns request bodies into job parameters using the config's limits and the models catalog."""
+
+    def __init__(self, config: ServerConfig, catalog: Catalog, samplers: list[str], schedulers: list[str],
+                 weight_types: list[str], loaded_model: Any) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.samplers = samplers
+        self.schedulers = schedulers
+        self.weight_types = weight_types
+        self._loaded_model = loaded_model
+
+    # -- models ---------------------------------------------------------------------
+
+    def model(self, ref: Any, field: str, types: tuple[str, ...]) -> ModelEntry:
+        """The catalog entry ``ref`` names among ``types``; 422 when unknown or of the wrong kind."""
+        if not isinstance(ref, str) or not ref:
+            raise invalid(field, "expected a model name or id")
+        entry, others = self.catalog.find(ref, types)
+        if entry is None and not others:
+            self.catalog.refresh()
+            entry, others = self.catalog.find(ref, types)
+        if entry is not None:
+            return entry
+        if others:
+            raise invalid(field, f"{ref!r} is a {others[0].type}, not a {' or '.join(types)}")
+        raise invalid(field, f"no model {ref!r} in the models dir")
+
+    def _main_model(self, fields: Fields) -> ModelEntry:
+        ref = fields.body.get("model") or self.config.default_model or self._loaded_model()
+        if not ref:
+            candidates = self.catalog.list("checkpoint") + self.catalog.list("diffusion_model")
+            if len(candidates) == 1:
+                return candidates[0]
+            raise invalid("model", "required (name a model: GET /api/models?type=checkpoint)")
+        return self.model(ref, "model", ("checkpoint", "diffusion_model"))
+
+    # -- generation ------------------------------------------------------------------
+
+    def generation(self, kind: str, body: Mapping[str, Any]) -> Prepared:
+        """Parameters of a txt2img, img2img, inpainting, controlnet or video request."""
+        allowed = COMMON_FIELDS | KIND_FIELDS[kind]
+        for key in body:
+            if key not in allowed:
+                raise invalid(key, f"unknown field for {kind}")
+        f = Fields(body)
+        cfg = self.config
+        prompt = f.string("prompt", "", MAX_PROMPT) or ""
+        if not prompt.strip() and kind != "video":
+            raise invalid("prompt", "required")
+        max_side = 16384
+        params: dict[str, Any] = {
+            "prompt": prompt,
+            "negative_prompt": f.string("negative_prompt", "", MAX_PROMPT),
+            "width": f.integer("width", None, 64, max_side),
+            "height": f.integer("height", None, 64, max_side),
+            "steps": f.integer("steps", 20, 1, cfg.max_steps),
+            "cfg_scale": f.number("cfg_scale", 7.0, 0.0, 100.0),
+            "sampler": f.choice("sampling_method", self.samplers) or f.choice("sampler", self.samplers),
+            "scheduler": f.choice("scheduler", self.schedulers),
+            "batch_count": f.integer("batch_count", 1, 1, cfg.max_batch),
+            "clip_skip": f.integer("clip_skip", None, -1, 12),
+            "guidance": f.number("guidance", None, 0.0, 100.0),
+            "eta": f.number("eta", None, 0.0, 100.0),
+            "flow_shift": f.number("flow_shift", None, 0.0, 100.0),
+            "preview": f.boolean("preview", False),
+            "preview_interval": f.integer("preview_interval", 1, 1, 1000),
+            "vae_tiling": f.boolean("vae_tiling", False),
+        }
+        for side in ("width", "height"):
+            if params[side] is not None and params[side] % 8:
+                raise invalid(side, f"must be a multiple of 8, got {params[side]}")
+        seed = body.get("seed", "random")
+        if seed in ("random", None, "") or (isinstance(seed, int) and not isinstance(seed, bool) and seed < 0):
+            params["seed"] = secrets.randbelow(2**31)
+        else:
+            params["seed"] = f.integer("seed", None, 0, 2**63 - 1)
+        images: dict[str, Image.Image] = {}
+        inputs: dict[str, str] = {}
+        if kind in ("img2img", "inpainting"):
+            field = "source_image" if kind == "inpainting" and "source_image" in body else "init_image"
+            if field not in body:
+                raise invalid("source_image" if kind == "inpainting" else "init_image", "required")
+            images["image"] = decode_image(body[field], field, cfg.max_pixels).convert("RGB")
+            params["strength"] = f.number("strength", 0.75, 0.0, 1.0)
+            if kind == "inpainting":
+                if "mask_image" not in body:
+                    raise invalid("mask_image", "required")
+                mask = decode_image(body["mask_image"], "mask_image", cfg.max_pixels).convert("L")
+                if mask.size != images["image"].size:
+                    raise invalid("mask_image", f"size {mask.size} differs from the image's {images['image'].size}")
+                images["mask"] = mask
+            params["width"] = params["width"] or images["image"].width
+            params["height"] = params["height"] or images["image"].height
+            for side, value in zip(("width", "height"), images["image"].size):
+                if value % 8:
+                    raise invalid(field, f"the image's {side} ({value}) must be a multiple of 8")
+        if kind == "video":
+            params["video_frames"] = f.integer("video_frames", 1, 1, 1000)
+            if "init_image" in body:
+                images["image"] = decode_image(body["init_image"], "init_image", cfg.max_pixels).convert("RGB")
+        params["width"] = params["width"] or 512
+        params["height"] = params["height"] or 512
+        pixels = params["width"] * params["height"]
+        if pixels > cfg.max_pixels:
+            raise invalid("width", f"{params['width']}x{params['height']} is more than {cfg.max_pixels} pixels")
+        model = self._main_model(f)
+        architecture = str(model.extra.get("architecture") or "")
+        if kind == "video" and architecture and not any(a in architecture.lower() for a in ("wan", "svd")):
+            raise invalid("model", f"{model.name} ({architecture}) cannot generate video; use a Wan model")
+        load_as = model.extra.get("load_as") or ("model" if model.type == "checkpoint" else "diffusion_model")
+        context = {("model" if load_as == "model" else "diffusion_model"): str(model.path)}
+        for field, key, types in (("vae_model", "vae", ("vae",)), ("taesd_model", "taesd", ("taesd",)),
+                                  ("clip_l_model", "clip_l", ("text_encoder",)),
+                                  ("clip_g_model", "clip_g", ("text_encoder",)),
+                                  ("t5xxl_model", "t5xxl", ("text_encoder",)),
+                                  ("llm_model", "llm", ("text_encoder",))):
+            if f.has(field):
+                context[key] = str(self.model(body[field], field, types).path)
+        if kind == "controlnet":
+            if "control_image" not in body:
+                raise invalid("control_image", "required")
+            images["control_image"] = decode_image(body["control_image"], "control_image", cfg.max_pixels).convert("RGB")
+            context["control_net"] = str(self.model(body.get("control_net_model"), "control_net_model",
+                                                    ("controlnet",)).path)
+            params["control_strength"] = f.number("control_strength", 0.9, 0.0, 10.0)
+        params["loras"], params["prompt"] = self.loras(body.get("loras"), params["prompt"])
+        params["model_name"] = model.name
+        params["model"] = model.id
+        params["model_hash"] = None
+        params["_context"] = context
+        for name in images:
+            inputs[name] = f"{name}.png"
+        params["_inputs"] = inputs
+        return Prepared(kind, params, images)
+
+    def loras(self, value: Any, prompt: str) -> tuple[list[dict[str, Any]], str]:
+        """LoRAs from the ``loras`` field and ``<lora:name:weight>`` tags in the prompt (removed from it)."""
+        items: list[tuple[str, Any, str]] = []
+        if value is not None:
+            if not isinstance(value, list) or len(value) > 32:
+                raise invalid("loras", "expected a list (at most 32) of {name, multiplier}")
+            for i, item in enumerate(value):
+                if isinstance(item, str):
+                    items.append((item, 1.0, f"loras[{i}]"))
+                elif isinstance(item, dict) and isinstance(item.get("name"), str):
+                    items.append((item["name"], item.get("multiplier", item.get("strength", 1.0)), f"loras[{i}]"))
+                else:
+                    raise invalid(f"loras[{i}]", "expected a name or {name, multiplier}")
+        for match in _LORA_IN_PROMPT.finditer(prompt):
+            items.append((match.group(1), float(match.group(2) or 1.0), "prompt"))
+        prompt = _LORA_IN_PROMPT.sub("", prompt).strip()
+        out = []
+        for name, multiplier, field in items:
+            entry = self.model(name, field, ("lora",))
+            if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not -10 <= multiplier <= 10:
+                raise invalid(field, "multiplier must be a number between -10 and 10")
+            out.append({"name": entry.name, "id": entry.id, "multiplier": float(multiplier), "_path": str(entry.path)})
+        return out, prompt
+
+    def upscale(self, body: Mapping[str, Any]) -> Prepared:
+        """Parameters of an upscale request."""
+        for key in body:
+            if key not in ("image", "esrgan_model", "upscale_factor", "model"):
+                raise invalid(key, "unknown field for upscale")
+        f = Fields(body)
+        if "image" not in body:
+            raise invalid("image", "required")
+        image = decode_image(body["image"], "image", self.config.max_pixels).convert("RGB")
+        factor = f.integer("upscale_factor", None, 1, 8)
+        ref = body.get("esrgan_model") or body.get("model")
+        if not ref:
+            candidates = self.catalog.list("esrgan")
+            if len(candidates) != 1:
+                raise invalid("esrgan_model", "required")
+            entry = candidates[0]
+        else:
+            entry = self.model(ref, "esrgan_model", ("esrgan",))
+        side = max(image.size) * (factor or 4)
+        if side > 16384:
+            raise invalid("upscale_factor", f"the result would be {side} pixels a side, more than 16384")
+        params = {"esrgan_model": entry.name, "upscale_factor": factor, "width": image.width,
+                  "height": image.height, "_upscaler": str(entry.path), "_inputs": {"image": "image.png"}}
+        return Prepared("upscale", params, {"image": image})

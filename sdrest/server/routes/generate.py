@@ -1,0 +1,107 @@
+"""``POST /api/generate/*``: queue a generation; 202 with the job id, or the images with ``?wait=true``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from sdrest.server.errors import ApiError
+from sdrest.server.requests import Prepared, read_json
+from sdrest.server.spec import ApiRoute, Schema
+from sdrest.server.state import ServerState, state_of
+from sdrest.server.submit import job_with_images, output_urls, submit, wait_for
+
+_IMAGE = {"type": "string", "description": "base64 or a data: URL"}
+_GENERATION_PROPERTIES: Schema = {
+    "prompt": {"type": "string"}, "negative_prompt": {"type": "string"},
+    "width": {"type": "integer", "minimum": 64, "multipleOf": 8}, "height": {"type": "integer", "minimum": 64, "multipleOf": 8},
+    "steps": {"type": "integer", "minimum": 1}, "cfg_scale": {"type": "number"},
+    "sampling_method": {"type": "string"}, "scheduler": {"type": "string"},
+    "seed": {"oneOf": [{"type": "integer"}, {"type": "string", "enum": ["random"]}]},
+    "batch_count": {"type": "integer", "minimum": 1}, "clip_skip": {"type": "integer"},
+    "model": {"type": "string"}, "vae_model": {"type": "string"}, "taesd_model": {"type": "string"},
+    "clip_l_model": {"type": "string"}, "clip_g_model": {"type": "string"}, "t5xxl_model": {"type": "string"},
+    "llm_model": {"type": "string"},
+    "loras": {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object", "properties": {
+        "name": {"type": "string"}, "multiplier": {"type": "number"}}, "required": ["name"]}]}},
+    "preview": {"type": "boolean"}, "preview_interval": {"type": "integer"}, "vae_tiling": {"type": "boolean"},
+    "guidance": {"type": "number"}, "eta": {"type": "number"}, "flow_shift": {"type": "number"},
+}
+_EXTRA: dict[str, Schema] = {
+    "txt2img": {},
+    "img2img": {"init_image": _IMAGE, "strength": {"type": "number", "minimum": 0, "maximum": 1}},
+    "inpainting": {"source_image": _IMAGE, "mask_image": _IMAGE, "strength": {"type": "number"}},
+    "controlnet": {"control_image": _IMAGE, "control_net_model": {"type": "string"},
+                   "control_strength": {"type": "number"}},
+    "video": {"init_image": _IMAGE, "video_frames": {"type": "integer", "minimum": 1}},
+}
+_REQUIRED = {"txt2img": ["prompt"], "img2img": ["prompt", "init_image"],
+             "inpainting": ["prompt", "source_image", "mask_image"],
+             "controlnet": ["prompt", "control_image", "control_net_model"], "video": []}
+UPSCALE_SCHEMA: Schema = {"type": "object", "required": ["image"], "additionalProperties": False, "properties": {
+    "image": _IMAGE, "esrgan_model": {"type": "string"}, "upscale_factor": {"type": "integer", "minimum": 1}}}
+ACCEPTED_SCHEMA: Schema = {"type": "object", "required": ["job_id", "status"], "properties": {
+    "job_id": {"type": "string"}, "status": {"type": "string"}, "queue_position": {"type": ["integer", "null"]},
+    "events_url": {"type": "string"}, "status_url": {"type": "string"}, "images": {"type": "array"}}}
+
+
+def generation_schema(kind: str) -> Schema:
+    """The request schema of a generation kind."""
+    return {"type": "object", "additionalProperties": False, "required": _REQUIRED[kind],
+            "properties": {**_GENERATION_PROPERTIES, **_EXTRA[kind]}}
+
+
+async def _respond(request: Request, state: ServerState, prepared: Prepared) -> JSONResponse:
+    job = await submit(state, prepared)
+    wait = request.query_params.get("wait", "").lower() in ("1", "true", "yes")
+    if wait:
+        try:
+            timeout = min(float(request.query_params.get("timeout", "3600")), 86400.0)
+        except ValueError:
+            raise ApiError(400, "timeout: expected seconds", field="timeout") from None
+        done = await wait_for(state, job.id, timeout)
+        if done is not None:
+            body = await job_with_images(state, done)
+            status = 200 if done.status == "succeeded" else (409 if done.status == "cancelled" else 500)
+            if done.status == "failed":
+                return JSONResponse({**body, "error": {"code": "job_failed", "message": done.error}}, status_code=500)
+            return JSONResponse(body, status_code=status)
+        job = state.jobs.store.get(job.id) or job
+    body = {"job_id": job.id, "id": job.id, "status": job.status, "kind": job.kind, "queue_position": job.position,
+            "status_url": f"/api/queue/job/{job.id}", "events_url": f"/api/queue/job/{job.id}/events",
+            "outputs": output_urls(job)}
+    return JSONResponse(body, status_code=202, headers={"Location": f"/api/queue/job/{job.id}"})
+
+
+def _generation_endpoint(kind: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request) -> JSONResponse:
+        state = state_of(request)
+        body = await read_json(request)
+        return await _respond(request, state, state.parser.generation(kind, body))
+    endpoint.__name__ = f"generate_{kind}"
+    return endpoint
+
+
+async def generate_upscale(request: Request) -> JSONResponse:
+    state = state_of(request)
+    body = await read_json(request)
+    return await _respond(request, state, state.parser.upscale(body))
+
+
+def routes() -> list[ApiRoute]:
+    """The generation routes."""
+    wait = {"wait": {"type": "boolean"}, "timeout": {"type": "number"}}
+    errors = (400, 413, 422, 429, 503)
+    out = []
+    for path, kind, summary in (("text2img", "txt2img", "Text to image"), ("img2img", "img2img", "Image to image"),
+                                ("inpainting", "inpainting", "Inpainting"), ("controlnet", "controlnet", "ControlNet"),
+                                ("video", "video", "Video (Wan family)")):
+        out.append(ApiRoute(f"/api/generate/{path}", _generation_endpoint(kind), methods=["POST"], summary=summary,
+                            tag="generate", request=generation_schema(kind), response=ACCEPTED_SCHEMA, query=wait,
+                            status=202, errors=errors))
+    out.append(ApiRoute("/api/generate/upscale", generate_upscale, methods=["POST"], summary="ESRGAN upscale",
+                        tag="generate", request=UPSCALE_SCHEMA, response=ACCEPTED_SCHEMA, query=wait, status=202,
+                        errors=errors))
+    return out

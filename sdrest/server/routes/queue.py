@@ -1,0 +1,137 @@
+"""The queue: status, one job, cancel, clear, live events, and the output files."""
+
+from __future__ import annotations
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from sdrest.jobs.outputs import safe_name, thumbnail
+from sdrest.jobs.store import FINISHED, QUEUED, RUNNING, Job
+from sdrest.server.errors import ApiError, invalid
+from sdrest.server.requests import read_json
+from sdrest.server.spec import ApiRoute, Schema
+from sdrest.server.sse import event_stream
+from sdrest.server.state import ServerState, state_of
+from sdrest.server.submit import output_urls
+
+JOB_SCHEMA: Schema = {"type": "object", "required": ["id", "status", "kind"], "properties": {
+    "id": {"type": "string"}, "job_id": {"type": "string"}, "kind": {"type": "string"},
+    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+    "progress": {"type": "number"}, "step": {"type": "integer"}, "steps": {"type": "integer"},
+    "queue_position": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
+    "outputs": {"type": "array"}, "parameters": {"type": "object"}}}
+
+
+def _job(state: ServerState, job_id: str) -> Job:
+    job = state.jobs.store.get(job_id) if safe_name(job_id) else None
+    if job is None:
+        raise ApiError(404, f"no job {job_id!r}", field="job_id")
+    return job
+
+
+def _job_body(job: Job) -> dict:
+    body = job.to_dict()
+    body["outputs"] = output_urls(job)
+    return body
+
+
+async def queue_status(request: Request) -> JSONResponse:
+    state = state_of(request)
+    store = state.jobs.store
+    limit = min(max(int(request.query_params.get("limit", "100") or 100), 1), 1000)
+    active = store.list(statuses=[RUNNING]) + store.list(statuses=[QUEUED], limit=limit)
+    recent = store.list(statuses=list(FINISHED), limit=20, newest_first=True)
+    counts = store.counts()
+    return JSONResponse({"queue_size": counts[QUEUED], "running": counts[RUNNING], "counts": counts,
+                         "limit": state.jobs.queue.limit, "jobs": [_job_body(j) for j in active],
+                         "recent": [_job_body(j) for j in recent]})
+
+
+async def job_status(request: Request) -> JSONResponse:
+    state = state_of(request)
+    return JSONResponse(_job_body(_job(state, request.path_params["job_id"])))
+
+
+async def cancel_job(request: Request) -> JSONResponse:
+    state = state_of(request)
+    body = await read_json(request)
+    job_id = body.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise invalid("job_id", "required")
+    job = _job(state, job_id)
+    if job.status in FINISHED:
+        raise ApiError(409, f"job {job_id} already {job.status}", field="job_id", code="already_finished")
+    result = state.jobs.queue.cancel(job_id)
+    return JSONResponse({"job_id": job_id, "status": "cancelled" if result == "cancelled" else "cancelling"})
+
+
+async def clear_queue(request: Request) -> JSONResponse:
+    ids = state_of(request).jobs.queue.clear()
+    return JSONResponse({"cleared": len(ids), "job_ids": ids})
+
+
+async def job_events(request: Request) -> Response:
+    state = state_of(request)
+    job = _job(state, request.path_params["job_id"])
+    return event_stream(state, job.id)
+
+
+async def all_events(request: Request) -> Response:
+    return event_stream(state_of(request), None)
+
+
+_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif",
+          ".mp4": "video/mp4", ".webm": "video/webm", ".json": "application/json"}
+
+
+async def job_output(request: Request) -> Response:
+    state = state_of(request)
+    job = _job(state, request.path_params["job_id"])
+    name = request.path_params["filename"]
+    if not safe_name(name) or name not in job.outputs:
+        raise ApiError(404, f"job {job.id} has no output {name!r}", field="filename")
+    path = state.jobs.outputs_dir / job.id / name
+    if not path.is_file():
+        raise ApiError(404, f"output {name!r} is missing on disk", field="filename")
+    if request.query_params.get("thumb", "").lower() in ("1", "true", "yes"):
+        try:
+            size = int(request.query_params.get("size", "256"))
+        except ValueError:
+            raise invalid("size", "expected an integer") from None
+        if not 16 <= size <= 2048:
+            raise invalid("size", "must be between 16 and 2048")
+        thumb = await anyio.to_thread.run_sync(thumbnail, path, state.jobs.thumbs_dir / job.id, size)
+        return FileResponse(thumb, media_type="image/webp",
+                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    media = _TYPES.get(path.suffix.lower(), "application/octet-stream")
+    disposition = "attachment" if request.query_params.get("download") else "inline"
+    return FileResponse(path, media_type=media, headers={
+        "Content-Disposition": f'{disposition}; filename="{job.id}-{name}"',
+        "Cache-Control": "public, max-age=31536000, immutable"})
+
+
+def routes() -> list[ApiRoute]:
+    """The queue routes."""
+    sse = "text/event-stream"
+    file_query = {"thumb": {"type": "boolean"}, "size": {"type": "integer"}, "download": {"type": "boolean"}}
+    cancel_schema = {"type": "object", "required": ["job_id"], "properties": {"job_id": {"type": "string"}}}
+    return [
+        ApiRoute("/api/queue/status", queue_status, methods=["GET"], summary="Queue status", tag="queue",
+                 query={"limit": {"type": "integer"}}),
+        ApiRoute("/api/queue/job/{job_id}", job_status, methods=["GET"], summary="One job", tag="queue",
+                 response=JOB_SCHEMA, errors=(404,)),
+        ApiRoute("/api/queue/cancel", cancel_job, methods=["POST"], summary="Cancel a job", tag="queue",
+                 request=cancel_schema, errors=(404, 409, 422)),
+        ApiRoute("/api/queue/clear", clear_queue, methods=["POST"], summary="Cancel every queued job", tag="queue"),
+        ApiRoute("/api/queue/job/{job_id}/events", job_events, methods=["GET"], summary="A job's events (SSE)",
+                 tag="queue", content_type=sse, response={"type": "string"}, errors=(404,)),
+        ApiRoute("/api/events", all_events, methods=["GET"], summary="All jobs' events (SSE)", tag="queue",
+                 content_type=sse, response={"type": "string"}),
+        ApiRoute("/api/queue/job/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
+                 tag="queue", query=file_query, content_type="image/png",
+                 response={"type": "string", "format": "binary"}, errors=(404, 422)),
+        ApiRoute("/api/v1/jobs/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
+                 tag="queue", query=file_query, content_type="image/png",
+                 response={"type": "string", "format": "binary"}, errors=(404, 422)),
+    ]

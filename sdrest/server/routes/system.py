@@ -1,0 +1,144 @@
+"""Health, status, system information, config, version, restart, and ``/metrics``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+
+import anyio
+import psutil
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+
+import sdrest
+from sdrest.jobs.store import QUEUED, RUNNING
+from sdrest.server.spec import ApiRoute
+from sdrest.server.state import state_of
+
+
+async def health(request: Request) -> JSONResponse:
+    state = state_of(request)
+    workers = [w.alive for w in state.jobs.workers]
+    ok = all(workers) and not state.stopping.is_set()
+    return JSONResponse({"status": "ok" if ok else "unavailable", "workers_alive": sum(workers),
+                         "version": sdrest.__version__}, status_code=200 if ok else 503)
+
+
+async def status(request: Request) -> JSONResponse:
+    state = state_of(request)
+    counts = state.jobs.store.counts()
+    return JSONResponse({
+        "status": "stopping" if state.stopping.is_set() else "running",
+        "uptime_seconds": round(time.time() - state.started_at, 3),
+        "queue": {"queued": counts[QUEUED], "running": counts[RUNNING], "limit": state.jobs.queue.limit},
+        "jobs": counts,
+        "loaded_models": state.jobs.loaded_models(),
+        "running_jobs": state.jobs.queue.running_ids(),
+        "workers": [{"name": w.name, "alive": w.alive, "current_job": w.current} for w in state.jobs.workers],
+        "models_dir": str(state.config.models_dir) if state.config.models_dir else None,
+    })
+
+
+def _gpus() -> list[dict]:
+    """NVIDIA GPUs as ``nvidia-smi`` reports them (empty where there is none)."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return []
+    try:
+        out = subprocess.run([tool, "--query-gpu=name,memory.total,memory.used,utilization.gpu",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4:
+            gpus.append({"name": parts[0], "memory_total_mb": _number(parts[1]), "memory_used_mb": _number(parts[2]),
+                         "utilization_percent": _number(parts[3])})
+    return gpus
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _system_info() -> dict:
+    from sdrest.system import sdcpp_version, system_info
+
+    mem = psutil.virtual_memory()
+    proc = psutil.Process()
+    info = system_info()
+    backends = [name for name in ("CUDA", "Vulkan", "Metal", "SYCL", "OpenCL", "HIP") if f"{name} = 1" in info
+                or name.lower() in info.lower() and "cpu" not in name.lower()]
+    return {
+        "cpu": {"model": platform.processor() or platform.machine(), "logical_cores": psutil.cpu_count(),
+                "physical_cores": psutil.cpu_count(logical=False), "usable_threads": sdrest.available_physical_cores(),
+                "load_percent": psutil.cpu_percent(interval=None)},
+        "memory": {"total_mb": mem.total // 2**20, "available_mb": mem.available // 2**20,
+                   "process_rss_mb": proc.memory_info().rss // 2**20},
+        "gpu": _gpus(),
+        "backend": backends[0] if backends else "CPU",
+        "sdcpp": {"system_info": info, **sdcpp_version()},
+        "platform": {"system": platform.system(), "release": platform.release(),
+                     "python": platform.python_version(), "pid": os.getpid()},
+    }
+
+
+async def system(request: Request) -> JSONResponse:
+    return JSONResponse(await anyio.to_thread.run_sync(_system_info))
+
+
+async def config(request: Request) -> JSONResponse:
+    return JSONResponse(state_of(request).config.to_dict())
+
+
+async def version(request: Request) -> JSONResponse:
+    from sdrest.system import sdcpp_version
+
+    return JSONResponse({"version": sdrest.__version__, "sdcpp": sdcpp_version(), "api": "native/1"})
+
+
+async def restart(request: Request) -> JSONResponse:
+    """Ask the serving process to stop and start again (the CLI re-executes itself)."""
+    state = state_of(request)
+    server = getattr(request.app.state, "uvicorn_server", None)
+    if server is None:
+        return JSONResponse({"error": {"code": "unavailable", "message": "restart needs `sdrest serve`"}},
+                            status_code=503)
+    state.restart_requested = True
+    server.should_exit = True
+    return JSONResponse({"status": "restarting"}, status_code=202)
+
+
+async def metrics(request: Request) -> PlainTextResponse:
+    state = state_of(request)
+    counts = state.jobs.store.counts()
+    gauges = {"queue_depth": counts[QUEUED], "jobs_running": counts[RUNNING],
+              "models_loaded": len(state.jobs.loaded_models()),
+              "uptime_seconds": round(time.time() - state.started_at, 3),
+              "process_resident_memory_bytes": psutil.Process().memory_info().rss}
+    for name, value in counts.items():
+        gauges[f"jobs_stored_{name}"] = value
+    text = state.jobs.metrics.render(gauges)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+def routes() -> list[ApiRoute]:
+    """The system routes."""
+    return [
+        ApiRoute("/api/health", health, methods=["GET"], summary="Health check", tag="system", errors=(503,)),
+        ApiRoute("/api/status", status, methods=["GET"], summary="Server status", tag="system"),
+        ApiRoute("/api/system", system, methods=["GET"], summary="CPU, memory, GPU, sd.cpp", tag="system"),
+        ApiRoute("/api/config", config, methods=["GET"], summary="The server's configuration", tag="system"),
+        ApiRoute("/api/version", version, methods=["GET"], summary="Versions", tag="system"),
+        ApiRoute("/api/system/restart", restart, methods=["POST"], summary="Restart the server", tag="system",
+                 status=202, errors=(503,)),
+        ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag="system",
+                 content_type="text/plain", response={"type": "string"}),
+    ]

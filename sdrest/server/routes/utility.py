@@ -1,0 +1,201 @@
+"""Samplers, schedulers, the parameter table, request validation, estimates, image resize and crop."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import anyio
+from PIL import Image
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from sdrest.server.errors import ApiError, invalid
+from sdrest.server.requests import Fields, decode_image, read_json
+from sdrest.server.spec import ApiRoute
+from sdrest.server.state import ServerState, state_of
+
+#: sd.cpp's defaults per architecture (its CLI's recommendations, from the seed README's table)
+ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sd1": {"width": 512, "height": 512, "cfg_scale": 7.0, "steps": 20},
+    "sd2": {"width": 768, "height": 768, "cfg_scale": 7.0, "steps": 20},
+    "sdxl": {"width": 1024, "height": 1024, "cfg_scale": 7.0, "steps": 20},
+    "sd3": {"width": 1024, "height": 1024, "cfg_scale": 4.5, "steps": 20, "sampler": "euler"},
+    "flux": {"width": 1024, "height": 1024, "cfg_scale": 1.0, "steps": 20, "sampler": "euler"},
+    "chroma": {"width": 1024, "height": 1024, "cfg_scale": 4.0, "steps": 20, "sampler": "euler"},
+    "wan": {"width": 832, "height": 480, "cfg_scale": 6.0, "steps": 20, "sampler": "euler", "flow_shift": 3.0,
+            "video_frames": 33},
+    "qwen_image": {"width": 1024, "height": 1024, "cfg_scale": 2.5, "steps": 20, "sampler": "euler",
+                   "flow_shift": 3.0},
+}
+
+
+def _parameters(state: ServerState) -> dict[str, Any]:
+    cfg = state.config
+    side = {"type": "integer", "minimum": 64, "maximum": 16384, "multiple_of": 8, "default": 512}
+    return {
+        "prompt": {"type": "string", "max_length": 20000, "required": True},
+        "negative_prompt": {"type": "string", "default": ""},
+        "width": side, "height": side,
+        "max_pixels": {"type": "integer", "value": cfg.max_pixels},
+        "steps": {"type": "integer", "minimum": 1, "maximum": cfg.max_steps, "default": 20},
+        "cfg_scale": {"type": "number", "minimum": 0, "maximum": 100, "default": 7.0},
+        "sampling_method": {"type": "string", "enum": state.parser.samplers, "default": None},
+        "scheduler": {"type": "string", "enum": state.parser.schedulers, "default": None},
+        "seed": {"type": "integer", "minimum": -1, "default": "random"},
+        "batch_count": {"type": "integer", "minimum": 1, "maximum": cfg.max_batch, "default": 1},
+        "clip_skip": {"type": "integer", "minimum": -1, "maximum": 12, "default": -1},
+        "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.75},
+        "control_strength": {"type": "number", "minimum": 0, "maximum": 10, "default": 0.9},
+        "upscale_factor": {"type": "integer", "minimum": 1, "maximum": 8, "default": None},
+        "video_frames": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1},
+        "quantization_type": {"type": "string", "enum": state.parser.weight_types},
+        "loras": {"type": "array", "items": {"name": "string", "multiplier": "number (-10..10)"}},
+        "per_architecture": ARCHITECTURE_DEFAULTS,
+    }
+
+
+async def samplers(request: Request) -> JSONResponse:
+    return JSONResponse({"samplers": state_of(request).parser.samplers})
+
+
+async def schedulers(request: Request) -> JSONResponse:
+    return JSONResponse({"schedulers": state_of(request).parser.schedulers})
+
+
+async def parameters(request: Request) -> JSONResponse:
+    return JSONResponse({"parameters": _parameters(state_of(request))})
+
+
+_KINDS = {"text2img": "txt2img", "txt2img": "txt2img", "img2img": "img2img", "inpainting": "inpainting",
+          "controlnet": "controlnet", "video": "video", "upscale": "upscale"}
+
+
+def _kind_and_body(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    kind = _KINDS.get(str(body.get("type", "text2img")))
+    if kind is None:
+        raise invalid("type", f"expected one of: {', '.join(_KINDS)}")
+    inner = body.get("parameters", {k: v for k, v in body.items() if k != "type"})
+    if not isinstance(inner, dict):
+        raise invalid("parameters", "expected an object")
+    return kind, inner
+
+
+async def validate(request: Request) -> JSONResponse:
+    """Check a generation request without queueing it."""
+    state = state_of(request)
+    kind, inner = _kind_and_body(await read_json(request))
+    try:
+        if kind == "upscale":
+            state.parser.upscale(inner)
+        else:
+            state.parser.generation(kind, inner)
+    except ApiError as exc:
+        return JSONResponse({"valid": False, "errors": [{"field": exc.field, "message": exc.message}]})
+    return JSONResponse({"valid": True, "errors": []})
+
+
+async def estimate(request: Request) -> JSONResponse:
+    """Time and memory, from the measured history of similar jobs (pixels x steps)."""
+    state = state_of(request)
+    kind, inner = _kind_and_body(await read_json(request))
+    f = Fields(inner)
+    width = f.integer("width", 512, 64, 16384) or 512
+    height = f.integer("height", 512, 64, 16384) or 512
+    steps = f.integer("steps", 20, 1, state.config.max_steps) or 20
+    batch = f.integer("batch_count", 1, 1, state.config.max_batch) or 1
+    work = width * height * steps * batch
+    rates = []
+    for params, seconds in state.jobs.store.durations(kind, limit=50):
+        done = (params.get("width") or 512) * (params.get("height") or 512) * (params.get("steps") or 1) * \
+               (params.get("batch_count") or 1)
+        if seconds > 0 and done:
+            rates.append(seconds / done)
+    seconds = sum(rates) / len(rates) * work if rates else None
+    latent = width * height // 64 * 4 * 4 * batch
+    memory_mb = round((latent * 40) / 2**20 + 64, 1)
+    ahead = state.jobs.store.queued_count()
+    return JSONResponse({"type": kind, "estimated_seconds": round(seconds, 3) if seconds is not None else None,
+                         "based_on_jobs": len(rates), "estimated_memory_mb": memory_mb,
+                         "queue_wait_seconds": round(ahead * state.jobs.seconds_per_job(), 3)})
+
+
+def _encode(image: Image.Image, fmt: str) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt.upper())
+    mime = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[fmt]
+    return {"image": f"data:{mime};base64," + base64.b64encode(buffer.getvalue()).decode(),
+            "width": image.width, "height": image.height}
+
+
+def _format(f: Fields) -> str:
+    fmt = (f.string("format", "png") or "png").lower()
+    if fmt == "jpg":
+        fmt = "jpeg"
+    if fmt not in ("png", "jpeg", "webp"):
+        raise invalid("format", "expected png, jpeg or webp")
+    return fmt
+
+
+async def resize(request: Request) -> JSONResponse:
+    state = state_of(request)
+    body = await read_json(request)
+    f = Fields(body)
+    image = decode_image(body.get("image"), "image", state.config.max_pixels)
+    width = f.integer("width", None, 1, 16384)
+    height = f.integer("height", None, 1, 16384)
+    if width is None and height is None:
+        raise invalid("width", "give width, height or both")
+    width = width or max(1, round(image.width * height / image.height))  # type: ignore[operator]
+    height = height or max(1, round(image.height * width / image.width))
+    if width * height > state.config.max_pixels:
+        raise invalid("width", "the result is too large")
+    fmt = _format(f)
+    if fmt == "jpeg":
+        image = image.convert("RGB")
+    result = await anyio.to_thread.run_sync(lambda: image.resize((width, height), Image.Resampling.LANCZOS))
+    return JSONResponse(await anyio.to_thread.run_sync(_encode, result, fmt))
+
+
+async def crop(request: Request) -> JSONResponse:
+    state = state_of(request)
+    body = await read_json(request)
+    f = Fields(body)
+    image = decode_image(body.get("image"), "image", state.config.max_pixels)
+    x = f.integer("x", 0, 0, image.width - 1) or 0
+    y = f.integer("y", 0, 0, image.height - 1) or 0
+    width = f.integer("width", image.width - x, 1, image.width - x) or 1
+    height = f.integer("height", image.height - y, 1, image.height - y) or 1
+    fmt = _format(f)
+    result = image.crop((x, y, x + width, y + height))
+    if fmt == "jpeg":
+        result = result.convert("RGB")
+    return JSONResponse(await anyio.to_thread.run_sync(_encode, result, fmt))
+
+
+def routes() -> list[ApiRoute]:
+    """The utility routes."""
+    image_out = {"type": "object", "properties": {"image": {"type": "string"}, "width": {"type": "integer"},
+                                                  "height": {"type": "integer"}}}
+    gen_check = {"type": "object", "properties": {"type": {"type": "string"}, "parameters": {"type": "object"}}}
+    return [
+        ApiRoute("/api/samplers", samplers, methods=["GET"], summary="Sampler names", tag="utility"),
+        ApiRoute("/api/schedulers", schedulers, methods=["GET"], summary="Scheduler names", tag="utility"),
+        ApiRoute("/api/parameters", parameters, methods=["GET"], summary="Every parameter with its range",
+                 tag="utility"),
+        ApiRoute("/api/validate", validate, methods=["POST"], summary="Check a request without queueing it",
+                 tag="utility", request=gen_check, errors=(400, 422)),
+        ApiRoute("/api/estimate", estimate, methods=["POST"], summary="Estimate time and memory", tag="utility",
+                 request=gen_check, errors=(400, 422)),
+        ApiRoute("/api/image/resize", resize, methods=["POST"], summary="Resize an image", tag="utility",
+                 response=image_out, errors=(400, 413, 422),
+                 request={"type": "object", "required": ["image"], "properties": {
+                     "image": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"},
+                     "format": {"type": "string"}}}),
+        ApiRoute("/api/image/crop", crop, methods=["POST"], summary="Crop an image", tag="utility",
+                 response=image_out, errors=(400, 413, 422),
+                 request={"type": "object", "required": ["image"], "properties": {
+                     "image": {"type": "string"}, "x": {"type": "integer"}, "y": {"type": "integer"},
+                     "width": {"type": "integer"}, "height": {"type": "integer"}, "format": {"type": "string"}}}),
+    ]
