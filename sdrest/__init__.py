@@ -24,6 +24,8 @@ _EXPORTS = {
     "StableDiffusion": "sdrest.diffusion",
     "Upscaler": "sdrest.upscaler",
     "Progress": "sdrest.progress",
+    "ImageOptions": "sdrest.options",
+    "VideoOptions": "sdrest.options",
     "convert": "sdrest.convert",
     "preprocess_canny": "sdrest.preprocess",
     "samplers": "sdrest.names",
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from sdrest.models import ModelInfo, detect
     from sdrest.names import samplers, schedulers, weight_types
     from sdrest.preprocess import preprocess_canny
+    from sdrest.options import ImageOptions, VideoOptions
     from sdrest.progress import Progress
     from sdrest.system import sdcpp_version, system_info
     from sdrest.threads import available_physical_cores

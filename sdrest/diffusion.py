@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from typing_extensions import Unpack
+
 import numpy as np
 from PIL import Image
 
@@ -19,6 +21,7 @@ from sdrest import _native, names
 from sdrest.errors import Cancelled
 from sdrest.images import ImageLike, size_of, to_array, to_pil
 from sdrest.logs import sync_log_threshold
+from sdrest.options import ImageOptions, VideoOptions
 from sdrest.progress import PreviewCallback, ProgressCallback, preview_adapter, progress_adapter
 from sdrest.threads import available_physical_cores
 
@@ -66,7 +69,7 @@ class LoRA:
     is_high_noise: bool = False
 
 
-LoRAArgument = Union[LoRA, PathLike, tuple, Mapping[str, float]]
+LoRAArgument = Union[LoRA, PathLike, tuple[PathLike, float], Mapping[str, float]]
 
 
 @dataclass
@@ -85,6 +88,13 @@ class GenerationResult:
 
     def __getitem__(self, index: int) -> Image.Image:
         return self.images[index]
+
+
+def _check_keywords(options: Mapping[str, Any], allowed: type, method: str) -> None:
+    """``TypeError`` for a keyword the options TypedDict does not declare."""
+    for key in options:
+        if key not in allowed.__annotations__:
+            raise TypeError(f"{method}() got an unexpected keyword argument {key!r}")
 
 
 def _check_path(value: PathLike, argument: str) -> str:
@@ -205,6 +215,7 @@ class StableDiffusion:
         adapter = progress_adapter(progress, None, lambda: None)
         self._ctx = _native.Context(params, adapter)
         self._default_sampler = names.samplers()[self._ctx.default_sample_method()]
+        self._supports_video: bool = self._ctx.supports_video_generation()
 
     # -- construction ---------------------------------------------------------------
 
@@ -310,52 +321,39 @@ class StableDiffusion:
     @property
     def supports_video(self) -> bool:
         """True for the video families (Wan, SVD)."""
-        return self._context().supports_video_generation()
+        self._context()
+        return self._supports_video
 
     # -- generation -----------------------------------------------------------------------
 
-    def txt2img(self, prompt: str, **kwargs: Any) -> GenerationResult:
-        """Generate images from a prompt.
+    def txt2img(self, prompt: str, **options: Unpack[ImageOptions]) -> GenerationResult:
+        """Generate images from a prompt; the keywords are :class:`~sdrest.options.ImageOptions`.
 
-        Keywords: ``negative_prompt``, ``width``, ``height`` (default 512), ``steps``
-        (20), ``cfg_scale`` (7), ``guidance`` (distilled guidance, 3.5),
-        ``img_cfg_scale``, ``sampler``/``scheduler`` (sd.cpp names; default: the
-        model's), ``seed`` (None: random), ``batch_count``, ``clip_skip``, ``eta``,
-        ``shifted_timestep``, ``flow_shift``, ``sigmas``, ``skip_layers``,
-        ``skip_layer_start``, ``skip_layer_end``, ``slg_scale``, ``loras``,
-        ``control_image``, ``control_strength``, ``ref_images``,
-        ``auto_resize_ref_image``, ``increase_ref_index``, ``pm_id_images``,
-        ``pm_id_embed_path``, ``pm_style_strength``, ``vae_tiling`` (bool or dict),
-        ``cache`` (dict, ``mode`` by name), ``hires`` (dict), ``progress``,
-        ``preview``, ``preview_mode``, ``preview_interval``, ``cancel`` (a
-        ``threading.Event``). Returns a :class:`GenerationResult`.
+        Returns a :class:`GenerationResult` (``.images``, ``.seeds``, ``.parameters``).
         """
-        return self._generate_images(prompt, None, kwargs)
+        _check_keywords(options, ImageOptions, "txt2img")
+        return self._generate_images(prompt, None, dict(options))
 
     def img2img(self, image: ImageLike, prompt: str, *, strength: float = 0.75, mask: Optional[ImageLike] = None,
-                **kwargs: Any) -> GenerationResult:
+                **options: Unpack[ImageOptions]) -> GenerationResult:
         """Generate from an initial image; ``mask`` (white = repaint) makes it inpainting.
 
-        ``width``/``height`` default to the image's size. Other keywords as :meth:`txt2img`.
+        ``width``/``height`` default to the image's size; other keywords as :meth:`txt2img`.
         """
-        kwargs["strength"] = strength
-        kwargs["mask"] = mask
-        return self._generate_images(prompt, image, kwargs)
+        _check_keywords(options, ImageOptions, "img2img")
+        return self._generate_images(prompt, image, dict(options, strength=strength, mask=mask))
 
     def generate_video(self, prompt: str, *, init_image: Optional[ImageLike] = None, end_image: Optional[ImageLike] = None,
                        control_frames: Optional[Sequence[ImageLike]] = None, video_frames: Optional[int] = None,
-                       **kwargs: Any) -> GenerationResult:
-        """Generate video frames (the Wan family, SVD); returns the frames as images.
-
-        Extra keywords: ``high_noise_steps``, ``high_noise_cfg_scale``,
-        ``high_noise_sampler``, ``high_noise_scheduler``, ``moe_boundary``,
-        ``vace_strength``; the rest as :meth:`txt2img`.
-        """
-        ctx = self._context()
-        if not ctx.supports_video_generation():
+                       **options: Unpack[VideoOptions]) -> GenerationResult:
+        """Generate video frames (the Wan family, SVD); the keywords are :class:`~sdrest.options.VideoOptions`."""
+        _check_keywords(options, VideoOptions, "generate_video")
+        self._context()
+        kwargs: dict[str, Any] = dict(options)
+        if not self._supports_video:
             raise ValueError("this model cannot generate video (only the Wan family and SVD can)")
         params = _native.default_vid_gen_params()
-        high = kwargs.pop("high_noise", {})
+        high: dict[str, Any] = {}
         for key in ("high_noise_steps", "high_noise_cfg_scale", "high_noise_sampler", "high_noise_scheduler"):
             if key in kwargs:
                 high[key[len("high_noise_"):]] = kwargs.pop(key)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from PIL import Image
 
 from sdrest.images import to_pil
 
@@ -27,7 +28,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], object]
-PreviewCallback = Callable[[int, list, bool], object]
+PreviewCallback = Callable[[int, list[Image.Image], bool], object]
 
 
 def progress_adapter(
@@ -51,7 +52,7 @@ def progress_adapter(
     return on_progress
 
 
-def preview_adapter(preview: Optional[Callable]) -> Optional[Callable[[int, list, bool], None]]:
+def preview_adapter(preview: Optional[PreviewCallback]) -> Optional[Callable[[int, list[np.ndarray], bool], None]]:
     """The callable handed to the native layer for previews: frames become PIL images."""
     if preview is None:
         return None
