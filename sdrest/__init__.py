@@ -26,7 +26,7 @@ _EXPORTS = {
     "Progress": "sdrest.progress",
     "ImageOptions": "sdrest.options",
     "VideoOptions": "sdrest.options",
-    "convert": "sdrest.convert",
+    "convert": "sdrest.conversion",
     "preprocess_canny": "sdrest.preprocess",
     "samplers": "sdrest.names",
     "schedulers": "sdrest.names",
@@ -55,7 +55,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from sdrest.convert import convert
+    from sdrest.conversion import convert
     from sdrest.diffusion import GenerationResult, LoRA, StableDiffusion
     from sdrest.errors import Cancelled, NativeError
     from sdrest.models import ModelInfo, detect

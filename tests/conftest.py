@@ -65,8 +65,12 @@ def sd_cli() -> Path:
 
 @pytest.fixture(scope="session")
 def child_env() -> dict[str, str]:
-    """Environment for a child interpreter that imports the same sdrest as these tests."""
-    return {**os.environ, "PYTHONPATH": str(Path(sdrest.__file__).resolve().parents[1])}
+    """Environment for a child interpreter that imports the same sdrest as these tests.
+
+    ``PYTHONSAFEPATH`` keeps the child's working directory off ``sys.path``: from a
+    source checkout, ``./sdrest`` (no compiled extension) must not shadow the install.
+    """
+    return {**os.environ, "PYTHONPATH": str(Path(sdrest.__file__).resolve().parents[1]), "PYTHONSAFEPATH": "1"}
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -14,18 +13,23 @@ from sdrest.jobs.metrics import Metrics
 from sdrest.jobs.models import ModelCache
 from sdrest.jobs.queue import LocalQueue
 from sdrest.jobs.store import JobStore
-from sdrest.jobs.tasks import run_task, sha256_file
+from sdrest.jobs.tasks import run_task
 from sdrest.jobs.worker import Runner, Worker
+from sdrest.models.registry import Registry
 
 log = logging.getLogger("sdrest.jobs")
 
 
 class JobService:
-    """Everything below the HTTP layer. ``start()`` recovers interrupted jobs and starts the workers."""
+    """Everything below the HTTP layer. ``start()`` recovers interrupted jobs and starts the workers.
+
+    ``registry`` (the models dir's :class:`~sdrest.models.Registry`) gives the workers model hashes.
+    """
 
     def __init__(self, data_dir: Path, *, workers: int = 1, queue_limit: int = 100, requeue_interrupted: bool = True,
                  n_threads: int | None = None, idle_unload_seconds: float = 0.0, memory_budget_mb: int = 0,
-                 retention_days: float = 0.0, runner: Runner = run_task) -> None:
+                 retention_days: float = 0.0, runner: Runner = run_task,
+                 registry: Registry | None = None) -> None:
         self.data_dir = data_dir
         self.outputs_dir = data_dir / "outputs"
         self.inputs_dir = data_dir / "inputs"
@@ -37,6 +41,7 @@ class JobService:
         self.metrics = Metrics()
         self.queue = LocalQueue(self.store, self.bus, queue_limit, self.seconds_per_job)
         self.requeue_interrupted = requeue_interrupted
+        self.registry = registry
         self.retention_days = retention_days
         self.started_at = time.time()
         self.recovered: list[str] = []
@@ -45,7 +50,7 @@ class JobService:
                    ModelCache(n_threads=n_threads, idle_seconds=idle_unload_seconds, memory_budget_mb=memory_budget_mb,
                               metrics=self.metrics, on_change=self._model_event),
                    outputs_dir=self.outputs_dir, inputs_dir=self.inputs_dir, metrics=self.metrics,
-                   file_hash=self.file_hash, requeue_on_stop=requeue_interrupted, runner=runner)
+                   registry=registry, requeue_on_stop=requeue_interrupted, runner=runner)
             for i in range(workers)
         ]
 
@@ -80,16 +85,6 @@ class JobService:
             for folder in (self.outputs_dir, self.inputs_dir, self.thumbs_dir):
                 shutil.rmtree(folder / job_id, ignore_errors=True)
         return ids
-
-    def file_hash(self, path: str) -> str:
-        """SHA-256 of a model file, cached in the store by (path, size, mtime)."""
-        st = os.stat(path)
-        cached = self.store.cached_hash(path, st.st_size, st.st_mtime)
-        if cached:
-            return cached
-        digest = sha256_file(path)
-        self.store.remember_hash(path, st.st_size, st.st_mtime, digest)
-        return digest
 
     def seconds_per_job(self) -> float:
         """Mean duration of recent jobs (for Retry-After and estimates); 10 s with no history."""

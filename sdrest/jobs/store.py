@@ -49,12 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at);
-CREATE TABLE IF NOT EXISTS file_hashes (
-    path TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    sha256 TEXT NOT NULL
-);
+-- model hashes live in the models registry's cache now (sdrest.models.Registry.hashes)
+DROP TABLE IF EXISTS file_hashes;
 """
 
 
@@ -342,18 +338,3 @@ class JobStore:
                 "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,))]
             self._db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
         return ids
-
-    # -- file hashes (cached by path, size and mtime) -------------------------------
-
-    def cached_hash(self, path: str, size: int, mtime: float) -> str | None:
-        """The SHA-256 recorded for this exact file version, if any."""
-        with self._lock:
-            row = self._db.execute("SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime = ?",
-                                   (path, size, mtime)).fetchone()
-        return row[0] if row else None
-
-    def remember_hash(self, path: str, size: int, mtime: float, sha256: str) -> None:
-        """Record the SHA-256 of a file version."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO file_hashes (path, size, mtime, sha256) VALUES (?, ?, ?, ?)",
-                             (path, size, mtime, sha256))

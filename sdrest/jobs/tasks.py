@@ -8,7 +8,6 @@ start with ``_`` are internal (paths) and never shown by the API.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import threading
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from PIL import Image
 
 from sdrest.jobs.models import ModelCache
 from sdrest.jobs.outputs import a1111_parameters, save_png
+from sdrest.models.registry import Registry
 
 GENERATION_KINDS = ("txt2img", "img2img", "inpainting", "controlnet", "video")
 KINDS = (*GENERATION_KINDS, "upscale", "convert", "hash")
@@ -36,7 +36,8 @@ class TaskContext:
     cancel: threading.Event
     progress: Callable[[int, int, float, str], None]
     preview: Callable[[int, str], None]
-    file_hash: Callable[[str], str]
+    registry: Registry | None = None
+    """The models dir's registry: model hashes come from it (streamed, cached with the file's size and mtime)."""
 
 
 @dataclass
@@ -66,8 +67,8 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
     from sdrest.diffusion import LoRA
 
     files = dict(params["_context"])
-    if params.get("model_hash") is None and (files.get("model") or files.get("diffusion_model")):
-        params["model_hash"] = ctx.file_hash(files.get("model") or files["diffusion_model"])[:10]
+    if params.get("model_hash") is None and ctx.registry is not None and params.get("model"):
+        params["model_hash"] = model_short_hash(ctx.registry, params["model"])
     sd = ctx.models.diffusion(files)
     kwargs: dict[str, Any] = {
         key: params[key] for key in ("negative_prompt", "width", "height", "steps", "cfg_scale", "sampler",
@@ -127,38 +128,43 @@ def run_upscale(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
 
 def run_convert(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
     """Quantize a model into a GGUF file in the models dir."""
-    from sdrest.convert import convert
+    from sdrest.conversion import convert
 
     ctx.models.unload(params["_src"])
     dst = convert(params["_src"], params["_dst"], type=params["quantization_type"], progress=_on_progress(ctx))
     return TaskResult([], {"output_path": params["output_name"], "size": Path(dst).stat().st_size})
 
 
-def sha256_file(path: str, cancel: threading.Event | None = None,
-                progress: Callable[[int, int, float, str], None] | None = None) -> str:
-    """The SHA-256 of a file, read in 8 MiB chunks; stops with ``Cancelled`` when ``cancel`` is set."""
-    from sdrest.errors import Cancelled
-
-    size = Path(path).stat().st_size
-    chunk = 8 * 2**20
-    total = max(1, -(-size // chunk))
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for index in range(total):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("cancelled")
-            digest.update(f.read(chunk))
-            if progress is not None:
-                progress(index + 1, total, 0.0, "hashing")
-    return digest.hexdigest()
+def model_short_hash(registry: Registry, model_id: str) -> str | None:
+    """A1111's short hash (``autov2``) of a registry model, or None when the file is gone or unreadable."""
+    try:
+        return registry.hashes(model_id).autov2
+    except (KeyError, OSError):
+        return None
 
 
 def run_hash(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
-    """SHA-256 (and A1111's short AutoV2 hash) of model files."""
-    hashes = {}
-    for name, path in zip(params["models"], params["_paths"]):
-        digest = sha256_file(path, ctx.cancel, ctx.progress)
-        hashes[name] = {"sha256": digest, "autov2": digest[:10]}
+    """sha256, A1111's short hash (AutoV2) and legacy hash of registry models, by id."""
+    from sdrest.errors import Cancelled
+    from sdrest.models.hashing import HashCancelled
+
+    if ctx.registry is None:
+        raise ValueError("models: no models dir to hash from")
+    ids = list(params["models"])
+    hashes: dict[str, dict[str, str]] = {}
+    for index, model_id in enumerate(ids):
+        last = [-1]
+
+        def progress(done: int, total: int, index: int = index, last: list[int] = last) -> None:
+            percent = done * 100 // total if total else 100
+            if percent != last[0]:  # at most ~100 updates per file, not one per MiB
+                last[0] = percent
+                ctx.progress(index * 100 + percent, len(ids) * 100, 0.0, "hashing")
+
+        try:
+            hashes[model_id] = ctx.registry.hashes(model_id, progress=progress, cancel=ctx.cancel).to_dict()
+        except HashCancelled:
+            raise Cancelled("cancelled") from None
     return TaskResult([], {"hashes": hashes})
 
 

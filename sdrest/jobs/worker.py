@@ -15,6 +15,7 @@ from sdrest.jobs.models import ModelCache
 from sdrest.jobs.queue import LocalQueue
 from sdrest.jobs.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, Job
 from sdrest.jobs.tasks import TaskContext, TaskResult, run_task
+from sdrest.models.registry import Registry
 
 log = logging.getLogger("sdrest.jobs")
 
@@ -25,7 +26,7 @@ class Worker:
     """One thread: take a job, run it, record the outcome; a failing job never stops the thread."""
 
     def __init__(self, name: str, queue: LocalQueue, models: ModelCache, *, outputs_dir: Path, inputs_dir: Path,
-                 metrics: Metrics, file_hash: Callable[[str], str], requeue_on_stop: bool,
+                 metrics: Metrics, registry: Registry | None, requeue_on_stop: bool,
                  runner: Runner = run_task) -> None:
         self.name = name
         self.queue = queue
@@ -33,7 +34,7 @@ class Worker:
         self.outputs_dir = outputs_dir
         self.inputs_dir = inputs_dir
         self.metrics = metrics
-        self.file_hash = file_hash
+        self.registry = registry
         self.requeue_on_stop = requeue_on_stop
         self.runner = runner
         self.current: str | None = None
@@ -105,7 +106,7 @@ class Worker:
         output_dir = self.outputs_dir / job.id
         output_dir.mkdir(parents=True, exist_ok=True)
         ctx = TaskContext(job.id, self.models, output_dir, self.inputs_dir / job.id, cancel, progress, preview,
-                          self.file_hash)
+                          self.registry)
         self.queue.register_running(job.id, stop)
         status, error, outcome = FAILED, None, TaskResult()
         try:

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sdrest.models.detect import ModelInfo, detect
-from sdrest.models.hashing import Hashes, file_hashes
+from sdrest.models.hashing import Hashes, _Event, file_hashes
 from sdrest.models.reader import DIFFUSERS_PARTS, is_diffusers_folder
 from sdrest.models.templates import TEMPLATE_EXTENSIONS, TEMPLATE_FOLDERS, Template
 
@@ -375,15 +375,24 @@ class Registry:
 
     # -- hashes -----------------------------------------------------------------------------
 
-    def hashes(self, model_id: str, *, progress: Callable[[int, int], None] | None = None) -> Hashes:
-        """sha256 / A1111 hashes of a model file, computed once and cached with its (size, mtime)."""
+    def hashes(
+        self,
+        model_id: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: _Event | None = None,
+    ) -> Hashes:
+        """sha256 / A1111 hashes of a model file, computed once and cached with its (size, mtime).
+
+        ``cancel`` (anything with ``is_set()``) stops the streaming with :class:`HashCancelled`.
+        """
         entry = self.find(model_id)
         if entry.hashes is not None:
             return entry.hashes
         if os.path.isdir(entry.path):
             raise IsADirectoryError(f"{entry.id} is a folder; hash its files")
         st = os.stat(entry.path)
-        hashes = file_hashes(entry.path, progress=progress)
+        hashes = file_hashes(entry.path, progress=progress, cancel=cancel)
         with self._lock:
             if st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
                 entry.hashes = hashes

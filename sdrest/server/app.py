@@ -15,8 +15,8 @@ from sdrest.config import ServerConfig
 from sdrest.jobs.service import JobService
 from sdrest.jobs.tasks import run_task
 from sdrest.jobs.worker import Runner
+from sdrest.models.registry import Registry
 from sdrest.server import openapi
-from sdrest.server.catalog import Catalog
 from sdrest.server.errors import exception_handlers
 from sdrest.server.middleware import BodyLimit
 from sdrest.server.requests import RequestParser
@@ -49,19 +49,22 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None) -> Starlet
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # the one source of truth for models: ids, kinds, companions, hashes (cached in the data dir)
+        registry = Registry(config.models_dir or config.data_dir / "models",
+                            cache_path=config.data_dir / "models-cache.json")
         jobs = JobService(config.data_dir, workers=config.workers, queue_limit=config.queue_limit,
                           requeue_interrupted=config.on_interrupted == "requeue", n_threads=config.n_threads,
                           idle_unload_seconds=config.idle_unload_seconds, memory_budget_mb=config.memory_budget_mb,
-                          retention_days=config.retention_days, runner=runner or run_task)
-        catalog = Catalog(config.models_dir)
-        catalog.refresh()
-        state = ServerState(config=config, jobs=jobs, catalog=catalog, parser=None)  # type: ignore[arg-type]
-        state.parser = RequestParser(config, catalog, names.samplers(), names.schedulers(), names.weight_types(),
-                                     state.loaded_model_id)
+                          retention_days=config.retention_days, runner=runner or run_task,
+                          registry=registry)
+        state = ServerState(config=config, jobs=jobs, registry=registry, parser=None)  # type: ignore[arg-type]
+        await anyio.to_thread.run_sync(state.rescan)
+        state.parser = RequestParser(config, registry, state.rescan, names.samplers(), names.schedulers(),
+                                     names.weight_types(), state.loaded_model_id)
         app.state.sdrest = state
         jobs.start()
         retention = asyncio.create_task(_retention_loop(jobs, config.retention_days))
-        log.info("sdrest: %d model(s) in %s, data in %s", len(catalog.list()), config.models_dir, config.data_dir)
+        log.info("sdrest: %d model(s) in %s, data in %s", len(registry.entries()), config.models_dir, config.data_dir)
         try:
             yield
         finally:

@@ -9,15 +9,17 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from PIL import Image
 from starlette.requests import Request
 
 from sdrest.config import ServerConfig
-from sdrest.server.catalog import Catalog, ModelEntry
+from sdrest.models.companions import resolve
+from sdrest.models.registry import MODEL_EXTENSIONS, ModelEntry, Registry
 from sdrest.server.errors import ApiError, invalid
 
 MAX_PROMPT = 20000
@@ -136,6 +138,18 @@ class Fields:
         return value
 
 
+#: companion role -> the request field that names it explicitly
+ROLE_FIELDS = {"vae": "vae_model", "taesd": "taesd_model", "clip_l": "clip_l_model", "clip_g": "clip_g_model",
+               "t5xxl": "t5xxl_model", "llm": "llm_model"}
+LOADABLE_KINDS = ("checkpoint", "diffusion_model")
+
+
+def display_name(entry: ModelEntry) -> str:
+    """The name a person knows a model by: the file name without its model extension (A1111's "Model")."""
+    path = PurePosixPath(entry.name)
+    return path.stem if path.suffix.lower() in MODEL_EXTENSIONS else entry.name
+
+
 @dataclass
 class Prepared:
     """A request turned into job parameters and the input images to store with the job."""
@@ -146,12 +160,13 @@ class Prepared:
 
 
 class RequestParser:
-    """Turns request bodies into job parameters using the config's limits and the models catalog."""
+    """Turns request bodies into job parameters using the config's limits and the models registry."""
 
-    def __init__(self, config: ServerConfig, catalog: Catalog, samplers: list[str], schedulers: list[str],
-                 weight_types: list[str], loaded_model: Any) -> None:
+    def __init__(self, config: ServerConfig, registry: Registry, rescan: Callable[[], Any], samplers: list[str],
+                 schedulers: list[str], weight_types: list[str], loaded_model: Callable[[], str | None]) -> None:
         self.config = config
-        self.catalog = catalog
+        self.registry = registry
+        self._rescan = rescan
         self.samplers = samplers
         self.schedulers = schedulers
         self.weight_types = weight_types
@@ -159,28 +174,65 @@ class RequestParser:
 
     # -- models ---------------------------------------------------------------------
 
+    def lookup(self, ref: str) -> ModelEntry:
+        """The registry entry ``ref`` names (id, relative path, or a unique file name with or without
+        extension); rescans once when nothing matches. :class:`KeyError` (with the reason) otherwise."""
+        try:
+            return self.registry.find(ref)
+        except KeyError as exc:
+            if "ambiguous" in str(exc):
+                raise
+        self._rescan()
+        return self.registry.find(ref)
+
     def model(self, ref: Any, field: str, types: tuple[str, ...]) -> ModelEntry:
-        """The catalog entry ``ref`` names among ``types``; 422 when unknown or of the wrong kind."""
+        """The registry entry ``ref`` names among ``types``; 422 when unknown, ambiguous or of the wrong kind."""
         if not isinstance(ref, str) or not ref:
             raise invalid(field, "expected a model name or id")
-        entry, others = self.catalog.find(ref, types)
-        if entry is None and not others:
-            self.catalog.refresh()
-            entry, others = self.catalog.find(ref, types)
-        if entry is not None:
-            return entry
-        if others:
-            raise invalid(field, f"{ref!r} is a {others[0].type}, not a {' or '.join(types)}")
-        raise invalid(field, f"no model {ref!r} in the models dir")
+        try:
+            entry = self.lookup(ref)
+        except KeyError as exc:
+            reason = exc.args[0] if exc.args else ref
+            if "ambiguous" in str(reason):
+                raise invalid(field, f"{reason}; name it by id") from None
+            raise invalid(field, f"no model {ref!r} in the models dir") from None
+        if entry.kind not in types:
+            raise invalid(field, f"{ref!r} is a {entry.kind}, not a {' or '.join(types)}")
+        return entry
 
     def _main_model(self, fields: Fields) -> ModelEntry:
         ref = fields.body.get("model") or self.config.default_model or self._loaded_model()
         if not ref:
-            candidates = self.catalog.list("checkpoint") + self.catalog.list("diffusion_model")
+            candidates = self.registry.search(kind=LOADABLE_KINDS).items
             if len(candidates) == 1:
                 return candidates[0]
             raise invalid("model", "required (name a model: GET /api/models?type=checkpoint)")
-        return self.model(ref, "model", ("checkpoint", "diffusion_model"))
+        return self.model(ref, "model", LOADABLE_KINDS)
+
+    def context_files(self, model: ModelEntry, explicit: Mapping[str, str] | None = None,
+                      field: str = "model") -> dict[str, str]:
+        """The files of a diffusion context for ``model``: the model itself, the companions
+        :func:`sdrest.models.resolve` finds for what it does not contain, and ``explicit`` (role -> path,
+        from the request) over them. A required companion neither found nor given is a 422 naming it."""
+        explicit = dict(explicit or {})
+        if model.kind not in LOADABLE_KINDS:
+            raise invalid(field, f"a {model.kind} cannot be loaded alone; load a checkpoint or an esrgan model")
+        key = "diffusion_model" if model.info.load_as == "diffusion_model" else "model"
+        files = {key: model.path}
+        if model.architecture is not None:
+            companions = resolve(self.registry, model.id)
+            missing = [role for role in companions.missing
+                       if role not in explicit and not (role == "vae" and "taesd" in explicit)]
+            if missing:
+                named = ROLE_FIELDS.get(missing[0]) if field == "model" else None
+                target = named or field
+                hint = ", ".join(f"{role} ({ROLE_FIELDS[role]})" if role in ROLE_FIELDS else role for role in missing)
+                raise ApiError(422, f"{target}: {model.id} ({model.architecture}) needs companion files the models "
+                               f"dir lacks: {hint}; add them to the models dir or name them in the request",
+                               field=target, code="missing_companion")
+            files.update({role: entry.path for role, entry in companions.files.items() if role not in explicit})
+        files.update(explicit)
+        return files
 
     # -- generation ------------------------------------------------------------------
 
@@ -252,27 +304,24 @@ class RequestParser:
         if pixels > cfg.max_pixels:
             raise invalid("width", f"{params['width']}x{params['height']} is more than {cfg.max_pixels} pixels")
         model = self._main_model(f)
-        architecture = str(model.extra.get("architecture") or "")
+        architecture = model.architecture or ""
         if kind == "video" and architecture and not any(a in architecture.lower() for a in ("wan", "svd")):
-            raise invalid("model", f"{model.name} ({architecture}) cannot generate video; use a Wan model")
-        load_as = model.extra.get("load_as") or ("model" if model.type == "checkpoint" else "diffusion_model")
-        context = {("model" if load_as == "model" else "diffusion_model"): str(model.path)}
-        for field, key, types in (("vae_model", "vae", ("vae",)), ("taesd_model", "taesd", ("taesd",)),
-                                  ("clip_l_model", "clip_l", ("text_encoder",)),
-                                  ("clip_g_model", "clip_g", ("text_encoder",)),
-                                  ("t5xxl_model", "t5xxl", ("text_encoder",)),
-                                  ("llm_model", "llm", ("text_encoder",))):
+            raise invalid("model", f"{display_name(model)} ({architecture}) cannot generate video; use a Wan model")
+        explicit: dict[str, str] = {}
+        for role, field in ROLE_FIELDS.items():
             if f.has(field):
-                context[key] = str(self.model(body[field], field, types).path)
+                types = (role,) if role in ("vae", "taesd") else ("text_encoder",)
+                explicit[role] = self.model(body[field], field, types).path
+        context = self.context_files(model, explicit)
         if kind == "controlnet":
             if "control_image" not in body:
                 raise invalid("control_image", "required")
             images["control_image"] = decode_image(body["control_image"], "control_image", cfg.max_pixels).convert("RGB")
-            context["control_net"] = str(self.model(body.get("control_net_model"), "control_net_model",
-                                                    ("controlnet",)).path)
+            context["control_net"] = self.model(body.get("control_net_model"), "control_net_model",
+                                                ("controlnet",)).path
             params["control_strength"] = f.number("control_strength", 0.9, 0.0, 10.0)
         params["loras"], params["prompt"] = self.loras(body.get("loras"), params["prompt"])
-        params["model_name"] = model.name
+        params["model_name"] = display_name(model)
         params["model"] = model.id
         params["model_hash"] = None
         params["_context"] = context
@@ -302,7 +351,8 @@ class RequestParser:
             entry = self.model(name, field, ("lora",))
             if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not -10 <= multiplier <= 10:
                 raise invalid(field, "multiplier must be a number between -10 and 10")
-            out.append({"name": entry.name, "id": entry.id, "multiplier": float(multiplier), "_path": str(entry.path)})
+            out.append({"name": display_name(entry), "id": entry.id, "multiplier": float(multiplier),
+                        "_path": entry.path})
         return out, prompt
 
     def upscale(self, body: Mapping[str, Any]) -> Prepared:
@@ -317,7 +367,7 @@ class RequestParser:
         factor = f.integer("upscale_factor", None, 1, 8)
         ref = body.get("esrgan_model") or body.get("model")
         if not ref:
-            candidates = self.catalog.list("esrgan")
+            candidates = self.registry.search(kind="esrgan").items
             if len(candidates) != 1:
                 raise invalid("esrgan_model", "required")
             entry = candidates[0]
@@ -326,6 +376,6 @@ class RequestParser:
         side = max(image.size) * (factor or 4)
         if side > 16384:
             raise invalid("upscale_factor", f"the result would be {side} pixels a side, more than 16384")
-        params = {"esrgan_model": entry.name, "upscale_factor": factor, "width": image.width,
-                  "height": image.height, "_upscaler": str(entry.path), "_inputs": {"image": "image.png"}}
+        params = {"esrgan_model": display_name(entry), "esrgan_model_id": entry.id, "upscale_factor": factor,
+                  "width": image.width, "height": image.height, "_upscaler": entry.path, "_inputs": {"image": "image.png"}}
         return Prepared("upscale", params, {"image": image})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,31 +13,60 @@ from starlette.requests import Request
 
 from sdrest.config import ServerConfig
 from sdrest.jobs.service import JobService
-from sdrest.server.catalog import Catalog
+from sdrest.models.registry import ModelEntry, Registry, ScanReport
 from sdrest.server.requests import RequestParser
+
+log = logging.getLogger("sdrest.server")
 
 
 @dataclass
 class ServerState:
-    """The config, the job service, the models catalog and the request parser."""
+    """The config, the job service, the models registry and the request parser."""
 
     config: ServerConfig
     jobs: JobService
-    catalog: Catalog
+    registry: Registry
     parser: RequestParser
     started_at: float = field(default_factory=time.time)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     restart_requested: bool = False
+    scanned_at: float = 0.0
+    last_scan: ScanReport | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _scan_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def rescan(self) -> ScanReport:
+        """Rescan the models dir (only new and changed files are read); an empty report without one.
+
+        Blocking: call it from a thread in async code.
+        """
+        with self._scan_lock:
+            if self.config.models_dir is None or not self.registry.root.is_dir():
+                report = ScanReport()
+            else:
+                try:
+                    report = self.registry.scan()
+                except OSError as exc:  # the folder vanished between the check and the walk
+                    log.warning("models dir scan failed: %s", exc)
+                    report = ScanReport()
+            self.last_scan = report
+            self.scanned_at = time.time()
+            return report
+
+    def entry_for_path(self, path: str) -> ModelEntry | None:
+        """The registry entry of a file path (as the model cache reports loaded files), if any."""
+        for entry in self.registry.entries():
+            if entry.path == path:
+                return entry
+        return None
 
     def loaded_model_id(self) -> str | None:
-        """Id of the checkpoint loaded in the first worker, if any."""
+        """Id of the checkpoint or diffusion model loaded in the first worker, if any."""
         for item in self.jobs.models.loaded():
             path = item["files"].get("model") or item["files"].get("diffusion_model")
-            if path:
-                for entry in self.catalog.list():
-                    if str(entry.path) == path:
-                        return entry.id
+            entry = self.entry_for_path(path) if path else None
+            if entry is not None:
+                return entry.id
         return None
 
 

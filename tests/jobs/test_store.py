@@ -80,10 +80,3 @@ def test_clear_and_retention(store: JobStore) -> None:
     assert store.delete_finished_before(time.time() - 3600) == []
     assert sorted(store.delete_finished_before(time.time() + 1)) == sorted(ids)
     assert store.counts()[CANCELLED] == 0
-
-
-def test_hash_cache(store: JobStore) -> None:
-    assert store.cached_hash("/m.safetensors", 10, 1.5) is None
-    store.remember_hash("/m.safetensors", 10, 1.5, "ab" * 32)
-    assert store.cached_hash("/m.safetensors", 10, 1.5) == "ab" * 32
-    assert store.cached_hash("/m.safetensors", 11, 1.5) is None

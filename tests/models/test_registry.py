@@ -216,6 +216,23 @@ def test_hashes(models_dir: Path) -> None:
     assert reg.hashes("lora/big").sha256 == hashlib.sha256(raw + b"more").hexdigest()
 
 
+
+def test_hashes_can_be_cancelled(models_dir: Path) -> None:
+    import threading
+
+    from sdrest.models.hashing import HashCancelled
+
+    path = models_dir / "lora" / "big.safetensors"
+    with open(path, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    reg = Registry(models_dir)
+    reg.scan()
+    stop = threading.Event()
+    with pytest.raises(HashCancelled):
+        reg.hashes("lora/big", progress=lambda done, total: stop.set(), cancel=stop)
+    assert reg.get("lora/big").hashes is None  # nothing cached from a cancelled run
+    assert reg.hashes("lora/big").sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
 def test_templates(models_dir: Path) -> None:
     reg = Registry(models_dir)
     reg.scan()

@@ -20,15 +20,49 @@ from server_live import FakeRunner, LiveServer, make_config
 from sdrest.jobs.tasks import run_task
 from sdrest.server.app import create_app
 
+SD1_LORA = [
+    ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight", (4, 768)),
+    ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight", (320, 4)),
+]
+ESRGAN_X4 = [("conv_first.weight", (64, 3, 3, 3)), ("body.0.rdb1.conv1.weight", (32, 64, 3, 3)),
+             ("body.22.rdb1.conv1.weight", (32, 64, 3, 3)), ("conv_last.weight", (3, 64, 3, 3)),
+             ("conv_up1.weight", (64, 64, 3, 3)), ("conv_up2.weight", (64, 64, 3, 3))]
+SD1_CONTROLNET = [("control_model.input_hint_block.0.weight", (16, 3, 3, 3)),
+                  ("control_model.zero_convs.0.0.weight", (320, 320, 1, 1)),
+                  ("control_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight", (640, 768)),
+                  ("control_model.middle_block_out.0.weight", (1280, 1280, 1, 1))]
+FLUX_VAE = [("decoder.conv_in.weight", (512, 16, 3, 3)), ("decoder.mid.block_1.conv1.weight", (512, 512, 3, 3))]
+CLIP_L = [("text_model.embeddings.token_embedding.weight", (49408, 768)),
+          ("text_model.encoder.layers.0.mlp.fc1.weight", (3072, 768))]
+
+
+def write_model(root: Path, rel: str, specs: list) -> Path:
+    """A header-only (sparse) safetensors model at ``root/rel``."""
+    from sdrest.testing.headers import write_safetensors
+
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_safetensors(path, specs)
+    return path
+
+
+def write_flux(root: Path, rel: str = "diffusion_models/flux-dev.safetensors") -> Path:
+    """A header-only standalone Flux diffusion model (it needs a VAE, CLIP-L and T5-XXL beside it)."""
+    from sdrest.testing.signatures import SIGNATURES, bare
+
+    return write_model(root, rel, bare(SIGNATURES["Flux"]))
+
 
 @pytest.fixture
 def fake_models(tmp_path: Path) -> Path:
-    """A models dir of placeholder files (the fake runner never reads them)."""
+    """A models dir of header-only files the registry classifies (the fake runner never reads the data)."""
+    from sdrest.testing.signatures import SIGNATURES
+
     root = tmp_path / "models"
-    for rel in ("checkpoints/fake.safetensors", "checkpoints/other.safetensors", "lora/style.safetensors",
-                "esrgan/x4.pth", "controlnet/canny.safetensors"):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    for rel, specs in (("checkpoints/fake.safetensors", SIGNATURES["SD 1.x"]),
+                       ("checkpoints/other.safetensors", SIGNATURES["SD 1.x"]), ("lora/style.safetensors", SD1_LORA),
+                       ("esrgan/x4.safetensors", ESRGAN_X4), ("controlnet/canny.safetensors", SD1_CONTROLNET)):
+        write_model(root, rel, specs)
     return root
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from pathlib import Path
 
 from PIL import Image
 from server_live import LiveServer, sse_events, wait_job
@@ -37,8 +38,11 @@ def test_txt2img_follow_events_and_metadata(real_server: LiveServer) -> None:
     image = Image.open(io.BytesIO(client.get(job["outputs"][0]["url"]).content))
     assert image.size == (64, 64)
     meta = parse_a1111_parameters(image.info["parameters"])
-    expected_hash = real_server.state.jobs.file_hash(str(real_server.state.catalog.find("sd1", ("checkpoint",))[0].path))
-    assert meta["Model"] == "sd1" and meta["Model hash"] == expected_hash[:10]
+    sd1 = real_server.state.registry.get("checkpoints/sd1")
+    expected_hash = hashlib.sha256(Path(sd1.path).read_bytes()).hexdigest()[:10]
+    assert real_server.state.registry.hashes("checkpoints/sd1").autov2 == expected_hash  # the registry's hash
+    assert meta["Model"] == "sd1" and meta["Model hash"] == expected_hash
+    assert job["parameters"]["model"] == "checkpoints/sd1"
     assert meta["Seed"] == "7" and meta["Steps"] == "2" and meta["Sampler"] == "euler" and meta["Size"] == "64x64"
 
 
@@ -100,8 +104,9 @@ def test_load_unload_and_switch(real_server: LiveServer) -> None:
     client = real_server.client
     metrics = real_server.state.jobs.metrics
     sd1 = client.get("/api/models", params={"search": "sd1.safetensors"}).json()["models"][0]
-    assert client.post(f"/api/models/{sd1['id']}/load", timeout=300).json()["loaded"] is True
-    assert client.get(f"/api/models/{sd1['id']}").json()["loaded"] is True
+    assert sd1["id"] == "checkpoints/sd1"  # an id with a "/": the routes take it as a path
+    assert client.post("/api/models/checkpoints/sd1/load", timeout=300).json()["loaded"] is True
+    assert client.get("/api/models/checkpoints/sd1").json()["loaded"] is True
     loads = metrics.counter("model_loads_total", kind="diffusion")
     assert wait_job(client, client.post("/api/generate/text2img", json=TINY).json()["job_id"])["status"] == "succeeded"
     assert metrics.counter("model_loads_total", kind="diffusion") == loads  # kept loaded between jobs
@@ -131,9 +136,14 @@ def test_convert_and_hash_jobs(real_server: LiveServer) -> None:
     assert again.status_code == 409
     hashed = client.post("/api/models/hash", json={"models": ["sd1_lora"]}).json()
     job = wait_job(client, hashed["job_id"])
-    expected = hashlib.sha256((models_dir / "lora" / "sd1_lora.safetensors").read_bytes()).hexdigest()
-    assert job["status"] == "succeeded" and job["result"]["hashes"]["sd1_lora"]["sha256"] == expected
-    assert job["result"]["hashes"]["sd1_lora"]["autov2"] == expected[:10]
+    raw = (models_dir / "lora" / "sd1_lora.safetensors").read_bytes()
+    expected = hashlib.sha256(raw).hexdigest()
+    assert job["status"] == "succeeded", job
+    assert job["result"]["hashes"]["lora/sd1_lora"] == {
+        "sha256": expected, "autov2": expected[:10], "legacy": hashlib.sha256(raw[0x100000:0x110000]).hexdigest()[:8]}
+    # cached by the registry with the file's (size, mtime): the listing shows it now
+    listed = client.get("/api/models/lora/sd1_lora").json()
+    assert listed["hashes"]["sha256"] == expected
 
 
 def test_controlnet(real_server: LiveServer) -> None:

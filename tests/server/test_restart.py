@@ -29,16 +29,20 @@ def free_port() -> int:
 class ServeProcess:
     """``python -m sdrest serve`` in a subprocess."""
 
-    def __init__(self, models: Path, data: Path, log: Path) -> None:
+    def __init__(self, models: Path, data: Path, log: Path, env: dict[str, str]) -> None:
         self.port = free_port()
         self.log = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sdrest", "serve", "--models-dir", str(models), "--data-dir", str(data),
              "--port", str(self.port), "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
-            env={k: v for k, v in os.environ.items() if not k.startswith("SDREST_") or "SYNTHETIC" in k})
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=log.parent,
+            env={k: v for k, v in env.items() if not k.startswith("SDREST_") or "SYNTHETIC" in k})
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
-        until(self._healthy, 120, "the server did not come up", interval=0.1)
+        try:
+            until(self._healthy, 120, "the server did not come up", interval=0.1)
+        except BaseException:
+            self.close(signal.SIGKILL)
+            raise
 
     def _healthy(self) -> bool:
         assert self.proc.poll() is None, "the server exited"
@@ -64,10 +68,10 @@ def read_output(client: httpx.Client, job: dict) -> Image.Image:
     return image
 
 
-def test_kill_9_then_restart_and_clean_stop(tmp_path: Path, synthetic_models: Path) -> None:
+def test_kill_9_then_restart_and_clean_stop(tmp_path: Path, synthetic_models: Path, child_env: dict[str, str]) -> None:
     data = tmp_path / "data"
     log = tmp_path / "server.log"
-    server = ServeProcess(synthetic_models, data, log)
+    server = ServeProcess(synthetic_models, data, log, child_env)
     try:
         done = server.client.post("/api/generate/text2img", json=TINY).json()["job_id"]
         assert wait_job(server.client, done, 300)["status"] == "succeeded"
@@ -79,7 +83,7 @@ def test_kill_9_then_restart_and_clean_stop(tmp_path: Path, synthetic_models: Pa
     finally:
         assert server.close(signal.SIGKILL) == -signal.SIGKILL
 
-    server = ServeProcess(synthetic_models, data, log)
+    server = ServeProcess(synthetic_models, data, log, child_env)
     try:
         client = server.client
         finished = client.get(f"/api/queue/job/{done}").json()
@@ -115,10 +119,10 @@ def _png_b64() -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def test_restart_endpoint_reexecutes_the_server(tmp_path: Path) -> None:
+def test_restart_endpoint_reexecutes_the_server(tmp_path: Path, child_env: dict[str, str]) -> None:
     models = tmp_path / "models"
     (models / "checkpoints").mkdir(parents=True)
-    server = ServeProcess(models, tmp_path / "data", tmp_path / "server.log")
+    server = ServeProcess(models, tmp_path / "data", tmp_path / "server.log", child_env)
     try:
         pid = server.client.get("/api/system").json()["platform"]["pid"]
         up = server.client.get("/api/status").json()["uptime_seconds"]

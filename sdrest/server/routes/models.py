@@ -1,49 +1,83 @@
-"""The models dir: list, search, inspect, load/unload, refresh, validate; convert and hash as queued jobs."""
+"""The models dir, from :class:`sdrest.models.Registry`: list, search, inspect, load/unload, refresh, validate;
+convert and hash as queued jobs.
+
+Model ids are the registry's stable ids (the relative path without extension, ``checkpoints/sd1``), so the
+routes that take one use Starlette's ``path`` converter; requests may also name a model by a unique file name.
+"""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from sdrest.server.catalog import TYPES, ModelEntry
+from sdrest.models.companions import resolve
+from sdrest.models.detect import KINDS
+from sdrest.models.registry import FOLDER_KINDS, ModelEntry
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.requests import Fields, Prepared, read_json
+from sdrest.server.requests import (
+    LOADABLE_KINDS,
+    Fields,
+    Prepared,
+    display_name,
+    read_json,
+)
 from sdrest.server.spec import ApiRoute
 from sdrest.server.state import ServerState, state_of
 from sdrest.server.submit import submit
 
-_SORT_KEYS = ("name", "size", "modified_at", "type", "path")
+#: the API's sort keys -> the registry's (the registry's own names are accepted too)
+_SORT_KEYS = {"name": "name", "size": "size", "modified_at": "mtime", "type": "kind", "path": "id", "id": "id",
+              "kind": "kind", "mtime": "mtime", "architecture": "architecture", "parameters": "parameters",
+              "quantization": "quantization"}
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.gguf$")
 
 
-def _entry(state: ServerState, model_id: str) -> ModelEntry:
-    entry = state.catalog.get(model_id)
-    if entry is None:
-        hits = [e for e in state.catalog.list() if model_id in (e.relative_path, e.path.name, e.name)]
-        entry = hits[0] if hits else None
-    if entry is None:
-        raise ApiError(404, f"no model {model_id!r}", field="model_id")
-    return entry
+def _entry(state: ServerState, model_id: str, field: str = "model_id") -> ModelEntry:
+    """The entry an id (or relative path, or unique file name) names; 404 when none, 422 when ambiguous."""
+    try:
+        return state.parser.lookup(model_id)
+    except KeyError as exc:
+        reason = str(exc.args[0]) if exc.args else model_id
+        if "ambiguous" in reason:
+            raise invalid(field, f"{reason}; name it by id") from None
+        raise ApiError(404, f"no model {model_id!r}", field=field) from None
 
 
 def _loaded_paths(state: ServerState) -> set[str]:
     return {p for item in state.jobs.loaded_models() for p in item["files"].values()}
 
 
-def _describe(state: ServerState, entry: ModelEntry, loaded: set[str]) -> dict[str, Any]:
-    return dict(entry.to_dict(), loaded=str(entry.path) in loaded)
+def _describe(entry: ModelEntry, loaded: set[str]) -> dict[str, Any]:
+    """An entry as the API lists it (paths relative to the models dir, never absolute)."""
+    info = entry.info
+    return {"id": entry.id, "name": display_name(entry), "filename": entry.name, "type": entry.kind,
+            "folder": entry.folder, "path": entry.rel_path, "size": entry.size, "size_mb": round(entry.size / 2**20, 2),
+            "modified_at": entry.mtime_ns / 1e9, "format": info.format, "architecture": entry.architecture,
+            "quantization": info.quantization, "parameters": info.parameters, "load_as": info.load_as,
+            "mismatch": entry.mismatch, "error": info.error,
+            "hashes": entry.hashes.to_dict() if entry.hashes else None, "loaded": entry.path in loaded}
+
+
+def _companions(state: ServerState, entry: ModelEntry) -> dict[str, Any] | None:
+    """What :func:`sdrest.models.resolve` picks for a loadable model (by id; no server paths)."""
+    if entry.kind not in LOADABLE_KINDS or entry.architecture is None:
+        return None
+    found = resolve(state.registry, entry.id).to_dict()
+    found.pop("sd_params", None)
+    return found
 
 
 async def list_models(request: Request) -> JSONResponse:
     state = state_of(request)
     q = request.query_params
     kind = q.get("type") or None
-    if kind is not None and kind not in TYPES:
-        raise invalid("type", f"unknown type {kind!r}; expected one of: {', '.join(TYPES)}")
+    if kind is not None and kind not in KINDS:
+        raise invalid("type", f"unknown type {kind!r}; expected one of: {', '.join(KINDS)}")
     sort_by = q.get("sort_by", "name")
     if sort_by not in _SORT_KEYS:
         raise invalid("sort_by", f"expected one of: {', '.join(_SORT_KEYS)}")
@@ -53,47 +87,37 @@ async def list_models(request: Request) -> JSONResponse:
     f = Fields({k: int(v) if v.isdigit() else v for k, v in q.items() if k in ("page", "limit")})
     page = f.integer("page", 1, 1, 10**6) or 1
     limit = f.integer("limit", 50, 1, 1000) or 50
-    entries = state.catalog.list(kind)
-    search = (q.get("search") or "").lower()
-    if search:
-        entries = [e for e in entries if search in e.relative_path.lower()]
+    found = state.registry.search(q.get("search") or None, kind=kind, architecture=q.get("architecture") or None,
+                                  sort=_SORT_KEYS[sort_by], descending=order == "desc", offset=(page - 1) * limit,
+                                  limit=limit)
     loaded = _loaded_paths(state)
-    items = [_describe(state, e, loaded) for e in entries]
-    key = {"modified_at": "modified_at"}.get(sort_by, sort_by)
-    items.sort(key=lambda item: (item[key] if key != "name" else str(item[key]).lower()), reverse=order == "desc")
-    total = len(items)
-    start = (page - 1) * limit
-    return JSONResponse({"models": items[start:start + limit], "total": total, "page": page, "limit": limit,
-                         "pages": max(1, -(-total // limit))})
+    return JSONResponse({"models": [_describe(e, loaded) for e in found.items], "total": found.total, "page": page,
+                         "limit": limit, "pages": max(1, -(-found.total // limit))})
 
 
 async def get_model(request: Request) -> JSONResponse:
     state = state_of(request)
     entry = _entry(state, request.path_params["model_id"])
-    return JSONResponse(_describe(state, entry, _loaded_paths(state)))
-
-
-def _context_files(entry: ModelEntry) -> dict[str, str]:
-    if entry.type == "checkpoint":
-        return {"model": str(entry.path)}
-    if entry.type == "diffusion_model":
-        return {"diffusion_model": str(entry.path)}
-    raise invalid("model_id", f"a {entry.type} cannot be loaded alone; load a checkpoint or an esrgan model")
+    info = entry.info
+    return JSONResponse(dict(_describe(entry, _loaded_paths(state)), fits=list(info.fits),
+                             tensor_count=info.tensor_count, text_encoder_type=info.text_encoder_type,
+                             details=info.details, warnings=list(info.warnings),
+                             companions=_companions(state, entry)))
 
 
 async def _load(state: ServerState, entry: ModelEntry) -> dict[str, Any]:
     from sdrest.errors import NativeError
 
     models = state.jobs.models
+    if entry.kind == "esrgan":
+        task: Any = (models.upscaler, entry.path)
+    else:
+        task = (models.diffusion, state.parser.context_files(entry, field="model_id"))
     try:
-        if entry.type == "esrgan":
-            await anyio.to_thread.run_sync(models.upscaler, str(entry.path))
-        else:
-            files = _context_files(entry)
-            await anyio.to_thread.run_sync(models.diffusion, files)
+        await anyio.to_thread.run_sync(*task)
     except (NativeError, ValueError, OSError) as exc:
-        raise ApiError(422, f"cannot load {entry.name}: {exc}", field="model_id", code="load_failed") from None
-    return {"id": entry.id, "name": entry.name, "loaded": True}
+        raise ApiError(422, f"cannot load {entry.id}: {exc}", field="model_id", code="load_failed") from None
+    return {"id": entry.id, "name": display_name(entry), "loaded": True}
 
 
 async def load_model(request: Request) -> JSONResponse:
@@ -104,41 +128,59 @@ async def load_model(request: Request) -> JSONResponse:
 async def unload_model(request: Request) -> JSONResponse:
     state = state_of(request)
     entry = _entry(state, request.path_params["model_id"])
-    done = await anyio.to_thread.run_sync(state.jobs.models.unload, str(entry.path))
+    done = await anyio.to_thread.run_sync(state.jobs.models.unload, entry.path)
     if not done:
-        raise ApiError(409, f"{entry.name} is not loaded", field="model_id", code="not_loaded")
-    return JSONResponse({"id": entry.id, "name": entry.name, "loaded": False})
+        raise ApiError(409, f"{entry.id} is not loaded", field="model_id", code="not_loaded")
+    return JSONResponse({"id": entry.id, "name": display_name(entry), "loaded": False})
 
 
 async def model_types(request: Request) -> JSONResponse:
     state = state_of(request)
-    return JSONResponse({"types": [{"type": t, "count": len(state.catalog.list(t))} for t in TYPES]})
+    counts: dict[str, int] = {}
+    for e in state.registry.entries():
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    return JSONResponse({"types": [{"type": t, "count": counts.get(t, 0)} for t in KINDS]})
 
 
 async def directories(request: Request) -> JSONResponse:
     state = state_of(request)
+    root = state.registry.root
+    counts: dict[str, int] = {}
+    for e in state.registry.entries():
+        if e.folder is not None:
+            counts[e.folder] = counts.get(e.folder, 0) + 1
+    found = []
+    if state.config.models_dir is not None:
+        for folder, kinds in sorted(FOLDER_KINDS.items()):
+            if (root / folder).is_dir():
+                found.append({"name": folder, "type": kinds[0], "path": folder, "count": counts.get(folder, 0)})
     return JSONResponse({"models_dir": str(state.config.models_dir) if state.config.models_dir else None,
-                         "directories": state.catalog.directories()})
+                         "directories": found})
 
 
 async def stats(request: Request) -> JSONResponse:
     state = state_of(request)
-    entries = state.catalog.list()
+    entries = state.registry.entries()
     by_type: dict[str, dict[str, int]] = {}
     for e in entries:
-        slot = by_type.setdefault(e.type, {"count": 0, "size": 0})
+        slot = by_type.setdefault(e.kind, {"count": 0, "size": 0})
         slot["count"] += 1
         slot["size"] += e.size
+    scan = state.last_scan
     return JSONResponse({"total": len(entries), "total_size": sum(e.size for e in entries), "by_type": by_type,
-                         "loaded": state.jobs.loaded_models(), "scanned_at": state.catalog.scanned_at,
-                         "scan_seconds": round(state.catalog.scan_seconds, 4),
+                         "mismatches": sum(1 for e in entries if e.mismatch),
+                         "hashed": sum(1 for e in entries if e.hashes is not None),
+                         "loaded": state.jobs.loaded_models(), "scanned_at": state.scanned_at,
+                         "scan_seconds": round(scan.seconds, 4) if scan else 0.0,
                          "loads": state.jobs.metrics.counter("model_loads_total", kind="diffusion")})
 
 
 async def refresh(request: Request) -> JSONResponse:
     state = state_of(request)
-    count = await anyio.to_thread.run_sync(state.catalog.refresh)
-    return JSONResponse({"models": count, "scan_seconds": round(state.catalog.scan_seconds, 4)})
+    report = await anyio.to_thread.run_sync(state.rescan)
+    return JSONResponse({"models": len(state.registry.entries()), "added": report.added, "changed": report.changed,
+                         "removed": report.removed, "unchanged": report.unchanged,
+                         "scan_seconds": round(report.seconds, 4)})
 
 
 async def batch(request: Request) -> JSONResponse:
@@ -158,31 +200,25 @@ async def batch(request: Request) -> JSONResponse:
                 await _load(state, entry)
                 ok = True
             else:
-                ok = await anyio.to_thread.run_sync(state.jobs.models.unload, str(entry.path))
+                ok = await anyio.to_thread.run_sync(state.jobs.models.unload, entry.path)
             results.append({"model": ref, "success": bool(ok)})
         except ApiError as exc:
             results.append({"model": ref, "success": False, "error": exc.message})
     return JSONResponse({"operation": operation, "results": results})
 
 
-def _validate_file(entry: ModelEntry) -> dict[str, Any]:
-    problems = []
-    try:
-        with entry.path.open("rb") as f:
-            head = f.read(8)
-        if entry.size == 0:
-            problems.append("the file is empty")
-        suffix = entry.path.suffix.lower()
-        if suffix == ".gguf" and head[:4] != b"GGUF":
-            problems.append("not a GGUF file (bad magic)")
-        if suffix in (".safetensors", ".sft") and len(head) == 8 and int.from_bytes(head, "little") >= entry.size:
-            problems.append("the safetensors header length exceeds the file")
-        if suffix in (".ckpt", ".pt", ".pth") and head[:2] != b"PK" and head[:1] != b"\x80":
-            problems.append("neither a zip nor a pickle")
-    except OSError as exc:
-        problems.append(f"unreadable: {exc.strerror}")
-    return {"id": entry.id, "name": entry.name, "type": entry.type, "valid": not problems, "problems": problems,
-            **entry.extra}
+def _validation(state: ServerState, entry: ModelEntry) -> dict[str, Any]:
+    """What the registry's header reading says about a file: valid when it is a model kind sdrest knows."""
+    info = entry.info
+    problems = [p for p in (info.error, entry.mismatch) if p]
+    problems += [w for w in info.warnings if w not in problems]
+    companions = _companions(state, entry)
+    if companions and companions["missing"]:
+        problems.append(f"missing companions: {', '.join(companions['missing'])}")
+    return {"id": entry.id, "name": display_name(entry), "type": entry.kind, "architecture": entry.architecture,
+            "format": info.format, "quantization": info.quantization, "load_as": info.load_as,
+            "valid": info.error is None and entry.kind != "unknown", "problems": problems,
+            "companions": companions}
 
 
 async def validate(request: Request) -> JSONResponse:
@@ -191,8 +227,8 @@ async def validate(request: Request) -> JSONResponse:
     ref = body.get("model") or body.get("model_id") or body.get("model_name")
     if not isinstance(ref, str):
         raise invalid("model", "required")
-    entry = _entry(state, ref)
-    return JSONResponse(await anyio.to_thread.run_sync(_validate_file, entry))
+    await anyio.to_thread.run_sync(state.rescan)  # stats only; a changed file is read again
+    return JSONResponse(_validation(state, _entry(state, ref, field="model")))
 
 
 async def convert(request: Request) -> JSONResponse:
@@ -202,24 +238,24 @@ async def convert(request: Request) -> JSONResponse:
     ref = f.string("model_name") or f.string("model")
     if not ref:
         raise invalid("model_name", "required")
-    entry, _others = state.catalog.find(ref, ("checkpoint", "diffusion_model", "vae", "text_encoder", "lora",
-                                             "controlnet", "taesd", "esrgan"))
-    if entry is None:
-        raise invalid("model_name", f"no model {ref!r}")
+    entry = state.parser.model(ref, "model_name", ("checkpoint", "diffusion_model", "vae", "text_encoder", "lora",
+                                                   "controlnet", "taesd", "esrgan"))
+    src = Path(entry.path)
+    if src.is_dir():
+        raise invalid("model_name", f"{entry.id} is a diffusers folder; convert a single-file model")
     qtype = f.choice("quantization_type", state.parser.weight_types)
     if qtype is None:
         raise invalid("quantization_type", "required")
-    name = f.string("output_path") or f"{entry.path.stem}.{qtype}.gguf"
+    name = f.string("output_path") or f"{display_name(entry)}.{qtype}.gguf"
     if "/" in name or "\\" in name:
         raise invalid("output_path", "a file name in the model's own folder, not a path")
     if not _OUTPUT_NAME.match(name):
         raise invalid("output_path", "expected NAME.gguf (letters, digits, . _ -)")
-    dst = entry.path.parent / name
+    dst = src.parent / name
     if dst.exists():
         raise ApiError(409, f"{name} already exists", field="output_path", code="exists")
-    params = {"model_name": entry.name, "model": entry.id, "quantization_type": qtype,
-              "output_name": (entry.path.parent / name).relative_to(state.config.models_dir).as_posix()
-              if state.config.models_dir else name, "_src": str(entry.path), "_dst": str(dst)}
+    params = {"model_name": display_name(entry), "model": entry.id, "quantization_type": qtype,
+              "output_name": dst.relative_to(state.registry.root).as_posix(), "_src": entry.path, "_dst": str(dst)}
     job = await submit(state, Prepared("convert", params, {}))
     return JSONResponse({"job_id": job.id, "status": job.status, "output_path": params["output_name"],
                          "status_url": f"/api/queue/job/{job.id}"}, status_code=202)
@@ -233,17 +269,24 @@ async def hash_models(request: Request) -> JSONResponse:
         refs = [refs]
     if not isinstance(refs, list) or not refs or len(refs) > 100:
         raise invalid("models", "expected a list of model ids (1 to 100)")
-    entries = [_entry(state, str(r)) for r in refs]
-    params = {"models": [e.name for e in entries], "_paths": [str(e.path) for e in entries]}
+    entries = [_entry(state, str(r), field="models") for r in refs]
+    for e in entries:
+        if Path(e.path).is_dir():
+            raise invalid("models", f"{e.id} is a diffusers folder; hash its files")
+    params = {"models": list(dict.fromkeys(e.id for e in entries))}
     job = await submit(state, Prepared("hash", params, {}))
     return JSONResponse({"job_id": job.id, "status": job.status, "status_url": f"/api/queue/job/{job.id}"},
                         status_code=202)
 
 
 def routes() -> list[ApiRoute]:
-    """The models routes (the fixed paths before ``{model_id}``)."""
-    listing = {"type": {"type": "string"}, "search": {"type": "string"}, "sort_by": {"type": "string"},
-               "sort_order": {"type": "string"}, "page": {"type": "integer"}, "limit": {"type": "integer"}}
+    """The models routes: the fixed paths first, then ``{model_id:path}`` (ids contain ``/``) with its suffixed
+    routes before the bare one, so ``.../load`` and ``.../unload`` are never read as part of an id."""
+    listing: dict[str, dict[str, Any]] = {
+        "type": {"type": "string", "enum": list(KINDS)}, "search": {"type": "string"},
+        "architecture": {"type": "string"}, "sort_by": {"type": "string", "enum": list(_SORT_KEYS)},
+        "sort_order": {"type": "string", "enum": ["asc", "desc"]}, "page": {"type": "integer"},
+        "limit": {"type": "integer"}}
     obj = {"type": "object"}
     return [
         ApiRoute("/api/models", list_models, methods=["GET"], summary="List models", tag="models", query=listing,
@@ -265,11 +308,12 @@ def routes() -> list[ApiRoute]:
                      "output_path": {"type": "string"}}}),
         ApiRoute("/api/models/hash", hash_models, methods=["POST"], summary="Hash models (a queued job)",
                  tag="models", status=202, errors=(404, 422, 429),
-                 request={"type": "object", "properties": {"models": {"type": "array", "items": {"type": "string"}}}}),
-        ApiRoute("/api/models/{model_id}", get_model, methods=["GET"], summary="One model", tag="models",
-                 errors=(404,), response=obj),
-        ApiRoute("/api/models/{model_id}/load", load_model, methods=["POST"], summary="Load a model", tag="models",
-                 errors=(404, 422)),
-        ApiRoute("/api/models/{model_id}/unload", unload_model, methods=["POST"], summary="Unload a model",
-                 tag="models", errors=(404, 409)),
+                 request={"type": "object", "required": ["models"], "properties": {
+                     "models": {"type": "array", "items": {"type": "string"}}}}),
+        ApiRoute("/api/models/{model_id:path}/load", load_model, methods=["POST"], summary="Load a model",
+                 tag="models", errors=(404, 422)),
+        ApiRoute("/api/models/{model_id:path}/unload", unload_model, methods=["POST"], summary="Unload a model",
+                 tag="models", errors=(404, 409, 422)),
+        ApiRoute("/api/models/{model_id:path}", get_model, methods=["GET"], summary="One model", tag="models",
+                 errors=(404, 422), response=obj),
     ]
