@@ -12,6 +12,7 @@ machine noise hits both alike. The CLI's per-image time is the time it logs for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 import sdrest
 from sdrest.testing import synthetic
@@ -37,21 +40,34 @@ def find_cli() -> Path:
     sys.exit("bench_native: sd-cli not found; install with -C cmake.define.SDREST_BUILD_SDCLI=ON")
 
 
-def run_cli(cli: Path, model: Path, out: Path, size: int, steps: int, seed: int) -> tuple[float, float, float]:
-    """(generation seconds as the CLI logs them, wall seconds, peak RSS MiB of the child)."""
+def run_cli(cli: Path, model: Path, out: Path, size: int, steps: int,
+            seed: int) -> tuple[float, float, float, float]:
+    """(generation seconds and tensor-loading seconds as the CLI logs them, wall seconds,
+    peak RSS MiB of the CLI process).
+
+    The CLI's peak RSS is sampled every 10 ms: ``RUSAGE_CHILDREN`` would report this
+    process's own peak, which a child inherits through fork/exec.
+    """
     cmd = [str(cli), "-m", str(model), "-p", "a lovely cat", "-W", str(size), "-H", str(size),
            "--steps", str(steps), "-s", str(seed), "-o", str(out), "-v"]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"sd-cli failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    log = done.stdout + done.stderr
-    match = CLI_GENERATE.search(log)
-    if not match:
-        sys.exit("bench_native: the CLI did not log its generation time")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return float(match.group(1)), wall, rss
+    peak = 0
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        watched = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, watched.memory_info().rss)
+            time.sleep(0.01)
+        wall = time.perf_counter() - start
+        log.seek(0)
+        output = log.read()
+    if proc.returncode != 0:
+        sys.exit(f"sd-cli failed:\n{output[-3000:]}")
+    generate, load = CLI_GENERATE.search(output), CLI_LOAD.search(output)
+    if not generate or not load:
+        sys.exit("bench_native: the CLI did not log its generation and load times")
+    return float(generate.group(1)), float(load.group(1)), wall, peak / 2**20
 
 
 def main() -> int:
@@ -72,6 +88,7 @@ def main() -> int:
     ours: list[float] = []
     theirs: list[float] = []
     cli_walls: list[float] = []
+    cli_loads: list[float] = []
     cli_rss = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for pair in range(args.pairs):
@@ -79,8 +96,10 @@ def main() -> int:
             runs = [("cli", None), ("ours", None)] if pair % 2 == 0 else [("ours", None), ("cli", None)]
             for who, _ in runs:
                 if who == "cli":
-                    seconds, wall, rss = run_cli(cli, model, Path(tmp) / "out.png", args.size, args.steps, seed)
+                    seconds, load, wall, rss = run_cli(cli, model, Path(tmp) / "out.png", args.size, args.steps,
+                                                       seed)
                     theirs.append(seconds)
+                    cli_loads.append(load)
                     cli_walls.append(wall)
                     cli_rss = max(cli_rss, rss)
                 else:
@@ -103,9 +122,10 @@ def main() -> int:
     print()
     print("| measure | sdrest | sd-cli |")
     print("| --- | ---: | ---: |")
-    print(f"| model load (s) | {load_seconds:.2f} | (in its wall time) |")
+    print(f"| model load (s; sdrest: constructor, sd-cli: its 'loading tensors' line, median) | "
+          f"{load_seconds:.2f} | {statistics.median(cli_loads):.2f} |")
     print(f"| process wall per image incl. load (s, median) | - | {statistics.median(cli_walls):.2f} |")
-    print(f"| peak RSS (MiB) | {our_rss:.0f} | {cli_rss:.0f} |")
+    print(f"| peak RSS (MiB; sd-cli sampled every 10 ms) | {our_rss:.0f} | {cli_rss:.0f} |")
     return 0
 
 
