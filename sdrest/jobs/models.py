@@ -12,6 +12,9 @@ import psutil
 
 from sdrest.jobs.metrics import Metrics
 
+ModelLoader = Callable[[str, dict[str, str]], Any]
+"""``loader(kind, files)``: a loaded native object with ``close()`` (and ``cancel()`` for diffusion)."""
+
 
 @dataclass
 class Loaded:
@@ -32,23 +35,36 @@ class ModelCache:
     files unloads the old context before loading the new one (so two never share
     memory); :meth:`unload_idle` frees contexts unused for ``idle_seconds``; past
     ``memory_budget_mb`` of RSS, everything is unloaded after the job.
+
+    ``loader(kind, files)`` builds the native object (``kind`` is ``"diffusion"`` or ``"upscaler"``;
+    default: :class:`sdrest.StableDiffusion` / :class:`sdrest.Upscaler`); tests replace it.
     """
 
     def __init__(self, *, n_threads: int | None, idle_seconds: float, memory_budget_mb: int,
-                 metrics: Metrics, on_change: Callable[[str, dict[str, Any]], None] = lambda kind, info: None) -> None:
+                 metrics: Metrics, on_change: Callable[[str, dict[str, Any]], None] = lambda kind, info: None,
+                 loader: ModelLoader | None = None) -> None:
         self.lock = threading.RLock()
         self.n_threads = n_threads
         self.idle_seconds = idle_seconds
         self.memory_budget_mb = memory_budget_mb
         self.metrics = metrics
         self._on_change = on_change
+        self._loader = loader or self._native
         self._sd: Loaded | None = None
         self._upscaler: Loaded | None = None
 
-    def diffusion(self, files: Mapping[str, str]) -> Any:
-        """A :class:`sdrest.StableDiffusion` loaded from ``files`` (``model``, ``vae``, ``taesd`` ...)."""
+    def _native(self, kind: str, files: dict[str, str]) -> Any:
+        """The default loader: the native context for ``kind``."""
+        if kind == "upscaler":
+            from sdrest.upscaler import Upscaler
+
+            return Upscaler(files["esrgan"], n_threads=self.n_threads)
         from sdrest.diffusion import StableDiffusion
 
+        return StableDiffusion(n_threads=self.n_threads, **files)
+
+    def diffusion(self, files: Mapping[str, str]) -> Any:
+        """A :class:`sdrest.StableDiffusion` loaded from ``files`` (``model``, ``vae``, ``taesd`` ...)."""
         key = tuple(sorted(files.items()))
         with self.lock:
             if self._sd is not None and self._sd.key == key:
@@ -57,7 +73,7 @@ class ModelCache:
             self._close("diffusion")
             started = time.monotonic()
             try:
-                obj = StableDiffusion(n_threads=self.n_threads, **files)
+                obj = self._loader("diffusion", dict(files))
             except Exception:
                 self.metrics.inc("model_load_errors_total")
                 raise
@@ -70,8 +86,6 @@ class ModelCache:
 
     def upscaler(self, path: str) -> Any:
         """A :class:`sdrest.Upscaler` loaded from ``path``."""
-        from sdrest.upscaler import Upscaler
-
         key = (path,)
         with self.lock:
             if self._upscaler is not None and self._upscaler.key == key:
@@ -79,7 +93,7 @@ class ModelCache:
                 return self._upscaler.obj
             self._close("upscaler")
             started = time.monotonic()
-            obj = Upscaler(path, n_threads=self.n_threads)
+            obj = self._loader("upscaler", {"esrgan": path})
             elapsed = time.monotonic() - started
             self._upscaler = Loaded(key, obj, {"esrgan": path}, load_seconds=elapsed)
             self.metrics.inc("model_loads_total", kind="upscaler")
@@ -110,6 +124,14 @@ class ModelCache:
                     self._close(which)
                     done = True
             return done
+
+    def touch(self) -> None:
+        """Mark what is loaded as used now (the worker calls it when a job ends, so idle time starts there)."""
+        with self.lock:
+            now = time.monotonic()
+            for loaded in (self._sd, self._upscaler):
+                if loaded is not None:
+                    loaded.last_used = now
 
     def unload_idle(self) -> None:
         """Apply the idle timeout (called by the worker between jobs)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from sdrest.jobs.events import EventBus
 from sdrest.jobs.metrics import Metrics
-from sdrest.jobs.models import ModelCache
+from sdrest.jobs.models import ModelCache, ModelLoader
 from sdrest.jobs.queue import LocalQueue
 from sdrest.jobs.store import JobStore
 from sdrest.jobs.tasks import run_task
@@ -23,13 +23,14 @@ log = logging.getLogger("sdrest.jobs")
 class JobService:
     """Everything below the HTTP layer. ``start()`` recovers interrupted jobs and starts the workers.
 
-    ``registry`` (the models dir's :class:`~sdrest.models.Registry`) gives the workers model hashes.
+    ``registry`` (the models dir's :class:`~sdrest.models.Registry`) gives the workers model hashes;
+    ``model_loader`` replaces how the workers' caches build native contexts (tests).
     """
 
     def __init__(self, data_dir: Path, *, workers: int = 1, queue_limit: int = 100, requeue_interrupted: bool = True,
                  n_threads: int | None = None, idle_unload_seconds: float = 0.0, memory_budget_mb: int = 0,
                  retention_days: float = 0.0, runner: Runner = run_task,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, model_loader: ModelLoader | None = None) -> None:
         self.data_dir = data_dir
         self.outputs_dir = data_dir / "outputs"
         self.inputs_dir = data_dir / "inputs"
@@ -48,7 +49,7 @@ class JobService:
         self.workers = [
             Worker(f"worker-{i}", self.queue,
                    ModelCache(n_threads=n_threads, idle_seconds=idle_unload_seconds, memory_budget_mb=memory_budget_mb,
-                              metrics=self.metrics, on_change=self._model_event),
+                              metrics=self.metrics, on_change=self._model_event, loader=model_loader),
                    outputs_dir=self.outputs_dir, inputs_dir=self.inputs_dir, metrics=self.metrics,
                    registry=registry, requeue_on_stop=requeue_interrupted, runner=runner)
             for i in range(workers)

@@ -60,8 +60,11 @@ class Worker:
         return self._thread.is_alive()
 
     def _loop(self) -> None:
+        idle = self.models.idle_seconds
+        # wait for a job at most a quarter of the idle timeout, so an idle model goes within ~1.25x of it
+        wait = max(0.05, min(1.0, idle / 4)) if idle > 0 else 1.0
         while not self._stopping.is_set():
-            job = self.queue.take(self.name, timeout=1.0)
+            job = self.queue.take(self.name, timeout=wait)
             if job is None:
                 self.models.unload_idle()
                 continue
@@ -111,7 +114,10 @@ class Worker:
         status, error, outcome = FAILED, None, TaskResult()
         try:
             with self.models.lock:
-                outcome = self.runner(job.kind, job.params, ctx)
+                try:
+                    outcome = self.runner(job.kind, job.params, ctx)
+                finally:
+                    self.models.touch()  # idle time counts from the job's end, not from the load
             status = SUCCEEDED
         except Cancelled:
             status, error = CANCELLED, "cancelled while running"

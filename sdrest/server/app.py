@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from sdrest.config import ServerConfig
+from sdrest.jobs.models import ModelLoader
 from sdrest.jobs.service import JobService
 from sdrest.jobs.tasks import run_task
 from sdrest.jobs.worker import Runner
@@ -37,10 +38,12 @@ async def _retention_loop(jobs: JobService, days: float, every: float = 3600.0) 
             log.info("retention: removed %d old job(s) and their files", len(removed))
 
 
-def create_app(config: ServerConfig, *, runner: Runner | None = None) -> Starlette:
+def create_app(config: ServerConfig, *, runner: Runner | None = None,
+               model_loader: ModelLoader | None = None) -> Starlette:
     """The server for ``config``. Nothing starts until the lifespan runs (uvicorn, or a test client).
 
-    ``runner`` replaces what workers run for each job (tests of the queue's mechanics).
+    ``runner`` replaces what workers run for each job (tests of the queue's mechanics);
+    ``model_loader`` replaces how the workers load native contexts (tests of the unload policy).
     """
     from sdrest import names
 
@@ -56,7 +59,7 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None) -> Starlet
                           requeue_interrupted=config.on_interrupted == "requeue", n_threads=config.n_threads,
                           idle_unload_seconds=config.idle_unload_seconds, memory_budget_mb=config.memory_budget_mb,
                           retention_days=config.retention_days, runner=runner or run_task,
-                          registry=registry)
+                          registry=registry, model_loader=model_loader)
         state = ServerState(config=config, jobs=jobs, registry=registry, parser=None)  # type: ignore[arg-type]
         await anyio.to_thread.run_sync(state.rescan)
         state.parser = RequestParser(config, registry, state.rescan, names.samplers(), names.schedulers(),
