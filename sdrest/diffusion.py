@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import secrets
@@ -88,6 +87,18 @@ class GenerationResult:
 
     def __getitem__(self, index: int) -> Image.Image:
         return self.images[index]
+
+
+def _without_images(value: Any) -> Any:
+    """A deep copy of a parameter dict with the images (arrays, lists of arrays) left out."""
+    if isinstance(value, Mapping):
+        kept = {k: _without_images(v) for k, v in value.items()
+                if not isinstance(v, np.ndarray)
+                and not (isinstance(v, list) and any(isinstance(x, np.ndarray) for x in v))}
+        return kept
+    if isinstance(value, list):
+        return [_without_images(v) for v in value]
+    return value
 
 
 def _check_keywords(options: Mapping[str, Any], allowed: type, method: str) -> None:
@@ -531,7 +542,7 @@ class StableDiffusion:
         generate = ctx.generate_video if video else ctx.generate_image
         # The native context serializes calls from several threads.
         arrays = generate(params, adapter, preview_adapter(preview), preview_options)
-        recorded = {k: v for k, v in params.items() if not isinstance(v, np.ndarray) and k != "ref_images"}
+        recorded = _without_images(params)
         seed = params["seed"]
         seeds = [seed] * len(arrays) if video else [seed + i for i in range(len(arrays))]
-        return GenerationResult([to_pil(a) for a in arrays], seeds, copy.deepcopy(recorded))
+        return GenerationResult([to_pil(a) for a in arrays], seeds, recorded)

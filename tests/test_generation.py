@@ -171,3 +171,22 @@ def test_defaults_are_sd_cpps(sd1: sdrest.StableDiffusion) -> None:
     assert sd1.default_sampler == "euler_a"
     assert sd1.default_scheduler() in sdrest.schedulers()
     assert sd1.n_threads == sdrest.available_physical_cores()
+
+
+def test_recorded_parameters_leave_the_images_out(sd1: sdrest.StableDiffusion) -> None:
+    image = np.full((SIZE, SIZE, 3), 128, dtype=np.uint8)
+    result = sd1.img2img(image, "a cat", steps=1, seed=4, ref_images=[image])
+    recorded = result.parameters
+    assert recorded["strength"] == 0.75 and recorded["width"] == SIZE
+
+    def arrays_in(value: object) -> int:
+        if isinstance(value, np.ndarray):
+            return 1
+        if isinstance(value, dict):
+            return sum(arrays_in(v) for v in value.values())
+        if isinstance(value, list):
+            return sum(arrays_in(v) for v in value)
+        return 0
+
+    assert arrays_in(recorded) == 0
+    assert not {"init_image", "mask_image", "ref_images"} & set(recorded)

@@ -8,7 +8,7 @@ How a table is derived:
 1. A *candidate* list of ``(name, shape)`` is generated procedurally, from the
    architectures as sd.cpp builds them (``src/unet.hpp``, ``src/clip.hpp``,
    ``src/auto_encoder_kl.hpp``, ``src/tae.hpp``, ``src/esrgan.hpp``,
-   ``src/control.hpp``) and the names its converter accepts
+   ``src/control.hpp``, ``src/wan.hpp``, ``src/t5.hpp``) and the names its converter accepts
    (``src/name_conversion.cpp``).
 2. The candidate is written as a model file whose data are all zeros (a sparse
    file: only the header is written, so even the 2 GB checkpoint costs nothing).
@@ -332,6 +332,140 @@ def sd1_controlnet_candidate() -> list[Entry]:
     return out
 
 
+# --- Wan2.1 T2V 1.3B, its umt5-xxl text encoder and the Wan2.1 VAE (src/wan.hpp, src/t5.hpp) ---
+#
+# sd.cpp reads only the number of blocks from a Wan file (30: Wan2.1 1.3B, 40: 14B) and fixes
+# everything else; the umt5-xxl and the Wan VAE are fixed completely. So the video set is full
+# size; the two big files are GGUF with ggml Q4_0 linear weights (see wan_dtype / umt5_dtype).
+
+WAN_DIM, WAN_FFN, WAN_LAYERS, WAN_FREQ, WAN_TEXT, WAN_IN, WAN_OUT = 1536, 8960, 30, 256, 4096, 16, 16
+UMT5_DIM, UMT5_FF, UMT5_LAYERS, UMT5_HEADS, UMT5_VOCAB = 4096, 10240, 24, 64, 256384
+
+
+def wan_candidate() -> list[Entry]:
+    """Wan2.1 T2V 1.3B (original Wan names, no prefix), as ``Wan`` builds it with t2v blocks,
+    qk_norm and cross_attn_norm. The Conv3d patch embedding is 4-d, ``(out*in, kt, kh, kw)``."""
+    d = WAN_DIM
+    out: list[Entry] = [("patch_embedding.weight", (d * WAN_IN, 1, 2, 2)), ("patch_embedding.bias", (d,))]
+    out += _linear("text_embedding.0", WAN_TEXT, d) + _linear("text_embedding.2", d, d)
+    out += _linear("time_embedding.0", WAN_FREQ, d) + _linear("time_embedding.2", d, d)
+    out += _linear("time_projection.1", d, 6 * d)
+    for i in range(WAN_LAYERS):
+        p = f"blocks.{i}"
+        out.append((f"{p}.modulation", (1, 6, d)))
+        for attn in ("self_attn", "cross_attn"):
+            for proj in ("q", "k", "v", "o"):
+                out += _linear(f"{p}.{attn}.{proj}", d, d)
+            out += [(f"{p}.{attn}.norm_q.weight", (d,)), (f"{p}.{attn}.norm_k.weight", (d,))]
+        out += _norm(f"{p}.norm3", d)
+        out += _linear(f"{p}.ffn.0", d, WAN_FFN) + _linear(f"{p}.ffn.2", WAN_FFN, d)
+    out.append(("head.modulation", (1, 2, d)))
+    out += _linear("head.head", d, WAN_OUT * 4)  # out_dim * prod(patch_size)
+    return out
+
+
+def umt5_candidate() -> list[Entry]:
+    """google/umt5-xxl encoder, Hugging Face names (``shared``, ``encoder.block.N.layer.M``);
+    umt5 has a relative attention bias in every layer."""
+    d, ff = UMT5_DIM, UMT5_FF
+    out: list[Entry] = [("shared.weight", (UMT5_VOCAB, d))]
+    for i in range(UMT5_LAYERS):
+        p = f"encoder.block.{i}.layer"
+        for proj in ("q", "k", "v", "o"):
+            out.append((f"{p}.0.SelfAttention.{proj}.weight", (d, d)))
+        out.append((f"{p}.0.SelfAttention.relative_attention_bias.weight", (32, UMT5_HEADS)))
+        out.append((f"{p}.0.layer_norm.weight", (d,)))
+        out += [(f"{p}.1.DenseReluDense.wi_0.weight", (ff, d)), (f"{p}.1.DenseReluDense.wi_1.weight", (ff, d))]
+        out.append((f"{p}.1.DenseReluDense.wo.weight", (d, ff)))
+        out.append((f"{p}.1.layer_norm.weight", (d,)))
+    out.append(("encoder.final_layer_norm.weight", (d,)))
+    return out
+
+
+def _conv3d(prefix: str, n_in: int, n_out: int, k: tuple[int, int, int] = (3, 3, 3)) -> list[Entry]:
+    return [(f"{prefix}.weight", (n_out, n_in, *k)), (f"{prefix}.bias", (n_out,))]
+
+
+def _wan_vae_res(prefix: str, n_in: int, n_out: int) -> list[Entry]:
+    out = [(f"{prefix}.residual.0.gamma", (n_in, 1, 1, 1))] + _conv3d(f"{prefix}.residual.2", n_in, n_out)
+    out += [(f"{prefix}.residual.3.gamma", (n_out, 1, 1, 1))] + _conv3d(f"{prefix}.residual.6", n_out, n_out)
+    if n_in != n_out:
+        out += _conv3d(f"{prefix}.shortcut", n_in, n_out, (1, 1, 1))
+    return out
+
+
+def _wan_vae_attn(prefix: str, n: int) -> list[Entry]:
+    return [(f"{prefix}.norm.gamma", (n, 1, 1))] + _conv(f"{prefix}.to_qkv", n, 3 * n, k=1) + _conv(
+        f"{prefix}.proj", n, n, k=1)
+
+
+def _wan_vae_resample(prefix: str, n: int, mode: str) -> list[Entry]:
+    if mode.startswith("up"):
+        out = _conv(f"{prefix}.resample.1", n, n // 2)
+        if mode == "upsample3d":
+            out += _conv3d(f"{prefix}.time_conv", n, 2 * n, (3, 1, 1))
+    else:
+        out = _conv(f"{prefix}.resample.1", n, n)
+        if mode == "downsample3d":
+            out += _conv3d(f"{prefix}.time_conv", n, n, (3, 1, 1))
+    return out
+
+
+def wan_vae_candidate() -> list[Entry]:
+    """The Wan2.1 VAE (``Wan2.1_VAE.pth`` names): base width 96, mult 1,2,4,4, z 16, causal 3-d
+    convs (5-d weights), RMS norms ``gamma`` shaped (C,1,1,1) (attention: (C,1,1))."""
+    dim, z, mult, nres = 96, 16, (1, 2, 4, 4), 2
+    dims = [dim] + [dim * m for m in mult]
+    out = _conv3d("encoder.conv1", 3, dims[0])
+    idx = 0
+    for i in range(len(mult)):
+        n_in, n_out = dims[i], dims[i + 1]
+        for _ in range(nres):
+            out += _wan_vae_res(f"encoder.downsamples.{idx}", n_in, n_out)
+            idx += 1
+            n_in = n_out
+        if i != len(mult) - 1:
+            out += _wan_vae_resample(f"encoder.downsamples.{idx}", n_out, ("downsample2d", "downsample3d",
+                                                                           "downsample3d")[i])
+            idx += 1
+    top = dims[-1]
+    out += _wan_vae_res("encoder.middle.0", top, top) + _wan_vae_attn("encoder.middle.1", top)
+    out += _wan_vae_res("encoder.middle.2", top, top)
+    out += [("encoder.head.0.gamma", (top, 1, 1, 1))] + _conv3d("encoder.head.2", top, 2 * z)
+    out += _conv3d("conv1", 2 * z, 2 * z, (1, 1, 1))
+    out += _conv3d("conv2", z, z, (1, 1, 1))
+    ddims = [dim * mult[-1]] + [dim * m for m in reversed(mult)]
+    out += _conv3d("decoder.conv1", z, ddims[0])
+    out += _wan_vae_res("decoder.middle.0", ddims[0], ddims[0]) + _wan_vae_attn("decoder.middle.1", ddims[0])
+    out += _wan_vae_res("decoder.middle.2", ddims[0], ddims[0])
+    idx = 0
+    for i in range(len(mult)):
+        n_in, n_out = ddims[i], ddims[i + 1]
+        if i in (1, 2, 3):
+            n_in //= 2
+        for _ in range(nres + 1):
+            out += _wan_vae_res(f"decoder.upsamples.{idx}", n_in, n_out)
+            idx += 1
+            n_in = n_out
+        if i != len(mult) - 1:
+            out += _wan_vae_resample(f"decoder.upsamples.{idx}", n_out, ("upsample3d", "upsample3d",
+                                                                         "upsample2d")[i])
+            idx += 1
+    out += [("decoder.head.0.gamma", (ddims[-1], 1, 1, 1))] + _conv3d("decoder.head.2", ddims[-1], 3)
+    return out
+
+
+def _quant_linear_dtype(name: str, shape: Shape) -> str:
+    """GGUF dtypes: 2-d weights whose rows are whole Q4_0 blocks are Q4_0 (sd.cpp's Linear and
+    Embedding take the file's type); the Conv3d patch embedding is F16 (sd.cpp fixes it);
+    everything else (norms, biases, modulations, the tiny relative attention bias) F32."""
+    if len(shape) == 2 and shape[1] % 32 == 0 and "relative_attention_bias" not in name:
+        return "Q4_0"
+    if len(shape) == 4:
+        return "F16"
+    return "F32"
+
+
 LORA_RANK = 4
 
 
@@ -553,6 +687,7 @@ class ModelDef:
     require: str | None = None  # regex every successful check's log must match (the file was used)
     container: str | None = None  # pth: state dict nested under this key
     extra: dict[str, object] = field(default_factory=dict)
+    dtype: Callable[[str, Shape], str] = lambda name, shape: synthetic.DEFAULT_DTYPE  # per-tensor dtype
 
 
 def _strip(prefix_internal: str, prefix_file: str) -> Callable[[str], str | None]:
@@ -712,13 +847,78 @@ _register(
 )
 
 
+# The Wan video set: the three files are only checked together; a member not derived yet in
+# this run is its table as written (or, with no table yet, its zero-valued procedural candidate).
+WAN_SET = {"wan": wan_candidate, "umt5": umt5_candidate, "wan_vae": wan_vae_candidate}
+WAN_COMMON = ["-M", "vid_gen", "-t", "2", "-W", "64", "-H", "64", "--video-frames", "1", "--steps", "1",
+              "--seed", "42", "-p", "a cat", "--cfg-scale", "1"]
+
+
+def _wan_file(ctx: Context, table: str) -> Path:
+    if table not in ctx.files:
+        m = MODELS[table]
+        p = ctx.work / "candidates" / synthetic.file_name_for(table, m.fmt)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if (synthetic.TABLES_DIR / f"{table}.json").exists():
+            synthetic.write_table(p, synthetic.load_table(table), zeros=True)
+        else:
+            synthetic.write_table(p, _candidate_table(m, WAN_SET[table]()), zeros=True)
+        ctx.files[table] = p
+    return ctx.files[table]
+
+
+def _wan_checks(ctx: Context, f: Path) -> list[list[str]]:
+    files = {t: (f if f.stem == t else _wan_file(ctx, t)) for t in WAN_SET}
+    return [[
+        "--diffusion-model", str(files["wan"]), "--t5xxl", str(files["umt5"]), "--vae", str(files["wan_vae"]),
+        *WAN_COMMON, "-o", str(ctx.work / "wan_%03d.png"),
+    ]]
+
+
+_register(
+    ModelDef(
+        table="umt5",
+        require=r"loading t5xxl from",
+        description="google/umt5-xxl encoder (Wan's text encoder), Hugging Face names, GGUF with Q4_0 linears",
+        fmt="gguf",
+        candidate=lambda ctx: umt5_candidate(),
+        checks=_wan_checks,
+        to_file_name=_strip("text_encoders.t5xxl.transformer.", ""),
+        dtype=_quant_linear_dtype,
+    )
+)
+_register(
+    ModelDef(
+        table="wan_vae",
+        require=r"loading vae from",
+        description="Wan2.1 VAE (causal 3-d convs, width 96, z 16), Wan2.1_VAE.pth names",
+        fmt="safetensors",
+        candidate=lambda ctx: wan_vae_candidate(),
+        checks=_wan_checks,
+        to_file_name=_strip("first_stage_model.", ""),
+    )
+)
+_register(
+    ModelDef(
+        table="wan",
+        require=r"Wan2\.1-T2V-1\.3B",
+        description="Wan2.1 T2V 1.3B diffusion model, original names, GGUF with Q4_0 linears",
+        fmt="gguf",
+        candidate=lambda ctx: wan_candidate(),
+        checks=_wan_checks,
+        to_file_name=_strip("model.diffusion_model.", ""),
+        dtype=_quant_linear_dtype,
+    )
+)
+
+
 # ---------------------------------------------------------------------------------------------
 # The derivation loop
 # ---------------------------------------------------------------------------------------------
 
 
 def _candidate_table(m: ModelDef, entries: Sequence[Entry]) -> synthetic.Table:
-    tensors = tuple(synthetic.TensorSpec(n, tuple(s), synthetic.DEFAULT_DTYPE) for n, s in entries)
+    tensors = tuple(synthetic.TensorSpec(n, tuple(s), m.dtype(n, tuple(s))) for n, s in entries)
     return synthetic.Table(name=m.table, fmt=m.fmt, tensors=tensors, container=m.container, extra=dict(m.extra))
 
 
@@ -824,10 +1024,15 @@ def write_json(m: ModelDef, entries: Sequence[Entry], runs: Sequence[RunResult],
     doc["tensor_count"] = len(entries)
     doc["parameter_count"] = int(sum(int(np.prod(s, dtype=np.int64)) for _, s in entries))
     doc["tensors"] = [[n, list(s)] for n, s in entries]
+
+    def row(n: str, s: Shape) -> list[object]:
+        dt = m.dtype(n, tuple(s))
+        return [n, list(s)] if dt == synthetic.DEFAULT_DTYPE else [n, list(s), dt]
+
     path = synthetic.TABLES_DIR / f"{m.table}.json"
     # one tensor per line: diffable
     lines = json.dumps({k: v for k, v in doc.items() if k != "tensors"}, indent=2)[:-2]
-    body = ",\n".join("    " + json.dumps([n, list(s)]) for n, s in entries)
+    body = ",\n".join("    " + json.dumps(row(n, s)) for n, s in entries)
     path.write_text(lines + ',\n  "tensors": [\n' + body + "\n  ]\n}\n")
     return path
 

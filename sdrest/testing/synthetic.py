@@ -2,7 +2,8 @@
 
 No weights can be downloaded in tests, so tests load these instead: the names and
 shapes are those of real models (an SD1.5 checkpoint, an ESRGAN x4, TAESD, a
-kohya LoRA, a ControlNet, VAEs), the values are seeded random numbers scaled so
+kohya LoRA, a ControlNet, VAEs, and the Wan2.1 video set: diffusion model, umt5-xxl,
+Wan VAE; its two big files are GGUF with random ggml Q4_0 weights), the values are seeded random numbers scaled so
 that sd.cpp produces finite, non-constant images from them.
 
 The names and shapes are data, in ``tables/<table>.json``, produced and checked
@@ -62,6 +63,9 @@ __all__ = [
     "sd1_lora",
     "sd1_vae",
     "taesd",
+    "umt5_encoder",
+    "wan_diffusion_model",
+    "wan_vae",
     "write_safetensors",
     "write_table",
     "wrong_vae",
@@ -87,6 +91,12 @@ _NP_DTYPES: dict[str, np.dtype[Any]] = {
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
+# ggml block-quantized types a GGUF table may use: name -> (ggml type id, block elements, block bytes).
+# Q4_0: f16 scale d + 16 bytes of 4-bit q (low nibbles: elements 0..15, high: 16..31), value (q - 8) * d.
+# Q8_0: f16 scale d + 32 int8 q, value q * d.
+_GGML_QUANT = {"Q4_0": (2, 32, 18), "Q8_0": (8, 32, 34)}
+_GGML_TYPE_IDS = {"F32": 0, "F16": 1, **{k: v[0] for k, v in _GGML_QUANT.items()}}
+_GGUF_ALIGNMENT = 32
 _TORCH_STORAGE = {"F16": "HalfStorage", "F32": "FloatStorage", "F64": "DoubleStorage", "I64": "LongStorage",
                   "I32": "IntStorage"}
 
@@ -112,6 +122,9 @@ class TensorSpec:
     @property
     def nbytes(self) -> int:
         """Size of the data in bytes."""
+        if self.dtype in _GGML_QUANT:
+            _, block, block_bytes = _GGML_QUANT[self.dtype]
+            return self.numel // block * block_bytes
         return self.numel * _NP_DTYPES[self.dtype].itemsize
 
 
@@ -120,7 +133,7 @@ class Table:
     """A model file's layout: format, tensors, and what the value rules need."""
 
     name: str
-    fmt: str  # "safetensors" | "pth"
+    fmt: str  # "safetensors" | "pth" | "gguf"
     tensors: tuple[TensorSpec, ...]
     container: str | None = None  # pth: the state dict is nested under this key ("params_ema")
     extra: Mapping[str, Any] = field(default_factory=dict)  # rank, alpha, metadata, ...
@@ -155,7 +168,7 @@ class Table:
 
 def file_name_for(table: str, fmt: str) -> str:
     """File name of a table's model file (the stem is the table name)."""
-    return f"{table}.{'pth' if fmt == 'pth' else 'safetensors'}"
+    return f"{table}.{fmt if fmt in ('pth', 'gguf') else 'safetensors'}"
 
 
 @functools.cache
@@ -188,6 +201,9 @@ OVERRIDES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("taesd", "decoder.layers.18.bias"): ("const", 0.5),
     ("esrgan_x4", "conv_last.weight"): ("normal", 0.5 / math.sqrt(64 * 9)),
     ("esrgan_x4", "conv_last.bias"): ("const", 0.5),
+    # Wan: the 5-d Conv3d patch embedding is stored 4-d in GGUF as (out*in, kt, kh, kw); its real
+    # fan-in is in*kt*kh*kw = 16*1*2*2, not the 4 the 4-d shape suggests.
+    ("wan", "patch_embedding.weight"): ("normal", 1.0 / 8.0),
 }
 
 
@@ -211,6 +227,8 @@ def _init_rule(table: Table, spec: TensorSpec) -> tuple[Any, ...]:
         return "normal", 1.0 / math.sqrt(math.prod(shape[1:]))
     if ".lora_up" in name:
         return "normal", float(table.extra.get("strength", 1.0)) / math.sqrt(shape[1])
+    if name.endswith(".gamma"):  # Wan VAE RMS norm scales (stored (C,1,1[,1]))
+        return "ones", 1.0
     if len(shape) <= 1:
         return ("ones", 1.0) if name.endswith("weight") else ("zeros", 0.0)
     return "normal", 1.0 / math.sqrt(math.prod(shape[1:]))
@@ -221,9 +239,45 @@ def _rng(table: Table, name: str) -> np.random.Generator:
     return np.random.default_rng([SEED, zlib.crc32(table.name.encode()), zlib.crc32(name.encode())])
 
 
+def _quant_chunks(table: Table, spec: TensorSpec, kind: str, value: float) -> Iterator[np.ndarray]:
+    """Raw blocks (uint8) of a ggml-quantized tensor with random values of std ``value``.
+
+    The quants are drawn directly (no float weights are made and quantized): Q4_0 nibbles
+    uniform on 1..15 with 0 mapped to 8, so q - 8 is symmetric on -7..7 (std ~4.18); Q8_0
+    int8 uniform on -127..127 (std ~73.6). The per-block scale makes the std ``value``.
+    """
+    _, block, block_bytes = _GGML_QUANT[spec.dtype]
+    nblocks = spec.numel // block
+    if kind != "normal":
+        raise ValueError(f"{table.name}: {spec.name}: a quantized tensor must be random ({kind})")
+    rng = _rng(table, spec.name)
+    q_std = 4.1833 if spec.dtype == "Q4_0" else 73.6116
+    d = np.frombuffer(np.float16(value / q_std).tobytes(), dtype=np.uint8)
+    per = max(1, _CHUNK // block)
+    for start in range(0, nblocks, per):
+        m = min(per, nblocks - start)
+        out = np.empty((m, block_bytes), dtype=np.uint8)
+        out[:, :2] = d
+        if spec.dtype == "Q4_0":
+            b = np.frombuffer(rng.bytes(m * 16), dtype=np.uint8).reshape(m, 16)
+            lo = b & 0x0F
+            hi = b >> 4
+            lo[lo == 0] = 8
+            hi[hi == 0] = 8
+            out[:, 2:] = lo | (hi << 4)
+        else:
+            q = rng.integers(-127, 128, size=(m, 32), dtype=np.int8)
+            out[:, 2:] = q.view(np.uint8)
+        yield out.reshape(-1)
+
+
 def tensor_chunks(table: Table, spec: TensorSpec) -> Iterator[np.ndarray]:
-    """The values of one tensor, flat, in chunks of at most ``_CHUNK`` elements."""
+    """The values of one tensor, flat, in chunks of at most ``_CHUNK`` elements (for a
+    ggml-quantized dtype: its raw blocks as uint8)."""
     kind, value, *rest = _init_rule(table, spec)
+    if spec.dtype in _GGML_QUANT:
+        yield from _quant_chunks(table, spec, kind, value)
+        return
     dt = _NP_DTYPES[spec.dtype]
     n = spec.numel
     if kind == "normal_rows":  # small tensors only: generate whole, keep the first rows
@@ -385,6 +439,36 @@ def _torch_pickle(specs: Sequence[TensorSpec], container: str | None) -> bytes:
     return bytes(out)
 
 
+def _gguf_string(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def _gguf_header(table: Table, stamp: str) -> tuple[bytes, list[int]]:
+    """GGUF v3 header (two KVs: the version stamp and the file size) padded to the data start,
+    and each tensor's padded data size. Shapes are stored in ggml order (reversed)."""
+    padded = [s.nbytes + (-s.nbytes % _GGUF_ALIGNMENT) for s in table.tensors]
+    infos = bytearray()
+    offset = 0
+    for s, n in zip(table.tensors, padded):
+        if len(s.shape) > 4:
+            raise ValueError(f"{table.name}: {s.name}: GGUF holds at most 4 dimensions")
+        infos += _gguf_string(s.name) + struct.pack("<I", len(s.shape))
+        infos += b"".join(struct.pack("<Q", d) for d in reversed(s.shape))
+        infos += struct.pack("<IQ", _GGML_TYPE_IDS[s.dtype], offset)
+        offset += n
+
+    def build(size: int) -> bytes:
+        head = b"GGUF" + struct.pack("<IQQ", 3, len(table.tensors), 2)
+        head += _gguf_string(METADATA_KEY) + struct.pack("<I", 8) + _gguf_string(stamp)  # 8: string
+        head += _gguf_string(METADATA_KEY + ".size") + struct.pack("<IQ", 10, size)  # 10: uint64
+        head += bytes(infos)
+        return head + bytes(-len(head) % _GGUF_ALIGNMENT)
+
+    data_start = len(build(0))
+    return build(data_start + offset), padded
+
+
 def write_table(path: Path, table: Table, zeros: bool = False) -> None:
     """Write the model file of ``table`` to ``path`` (atomically), streaming tensor by tensor.
 
@@ -403,6 +487,16 @@ def write_table(path: Path, table: Table, zeros: bool = False) -> None:
                 for spec in table.tensors:
                     for chunk in tensor_chunks(table, spec):
                         _write_bytes(f, chunk)
+        elif table.fmt == "gguf":
+            header, padded = _gguf_header(table, stamp)
+            f.write(header)
+            if zeros:
+                f.truncate(len(header) + sum(padded))
+            else:
+                for spec, n in zip(table.tensors, padded):
+                    for chunk in tensor_chunks(table, spec):
+                        _write_bytes(f, chunk)
+                    f.write(bytes(n - spec.nbytes))
         elif table.fmt == "pth":
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
                 zf.writestr(f"{_PTH_ARCHIVE}/data.pkl", _torch_pickle(table.tensors, table.container))
@@ -423,6 +517,26 @@ def write_table(path: Path, table: Table, zeros: bool = False) -> None:
 def _stamp_of(path: Path) -> str | None:
     """The version stamp embedded in a file written here, or None."""
     try:
+        if path.suffix == ".gguf":
+            with open(path, "rb") as f:
+                magic, _version, _nt, nkv = struct.unpack("<4sIQQ", f.read(24))
+                if magic != b"GGUF" or nkv < 2:
+                    return None
+                values: list[Any] = []
+                for kind in (8, 10):
+                    (n,) = struct.unpack("<Q", f.read(8))
+                    f.read(n)
+                    (t,) = struct.unpack("<I", f.read(4))
+                    if t != kind:
+                        return None
+                    if t == 8:
+                        (n,) = struct.unpack("<Q", f.read(8))
+                        values.append(f.read(n).decode())
+                    else:
+                        values.append(struct.unpack("<Q", f.read(8))[0])
+                if os.fstat(f.fileno()).st_size < values[1]:
+                    return None  # truncated
+            return values[0]
         if path.suffix == ".pth":
             with zipfile.ZipFile(path) as zf:
                 return zf.read(f"{_PTH_ARCHIVE}/{METADATA_KEY}.json").decode()
@@ -580,6 +694,43 @@ def all_models(directory: Path | None = None) -> dict[str, Path]:
     return {name: fn(directory) for name, fn in GENERATORS.items()}
 
 
+def wan_diffusion_model(directory: Path | None = None) -> Path:
+    """A Wan2.1 T2V 1.3B diffusion model (``wan.gguf``, ~0.8 GB), for ``--diffusion-model``.
+
+    sd.cpp takes only the layer count from the file (30 layers: Wan2.1 1.3B; dim 1536, FFN
+    8960, 12 heads are fixed), so this is full size: 1.42 G parameters, the linear weights
+    ggml Q4_0 (random quants), the rest F32/F16. The 5-d Conv3d ``patch_embedding`` is stored
+    4-d, ``(out*in, kt, kh, kw)``, as GGUF allows no more. Original Wan names, no prefix.
+    """
+    return materialize("wan", directory)
+
+
+def umt5_encoder(directory: Path | None = None) -> Path:
+    """A umt5-xxl encoder (``umt5.gguf``, ~3.3 GB), the text encoder Wan wants (``--t5xxl``).
+
+    sd.cpp fixes its size (24 layers, width 4096, FFN 10240, 64 heads, 256384-token
+    vocabulary, a relative attention bias in every layer), so it is full size: 5.7 G
+    parameters, the linear weights and the embedding ggml Q4_0. Hugging Face T5 names.
+    """
+    return materialize("umt5", directory)
+
+
+def wan_vae(directory: Path | None = None) -> Path:
+    """The Wan2.1 VAE (``wan_vae.safetensors``, float16, ~250 MB), for ``--vae`` with Wan:
+    causal 3-d convs, base width 96, 16 latent channels (encoder and decoder; sd.cpp fixes
+    its size)."""
+    return materialize("wan_vae", directory)
+
+
+# the Wan video set (~4.4 GB): not part of GENERATORS, so populate_models_dir and
+# all_models stay as cheap as before; write it with ``python -m sdrest.testing.synthetic --wan``
+WAN_GENERATORS: dict[str, Callable[[Path | None], Path]] = {
+    "wan_diffusion_model": wan_diffusion_model,
+    "umt5_encoder": umt5_encoder,
+    "wan_vae": wan_vae,
+}
+
+
 def _link(src: Path, dst: Path) -> None:
     """Hard link, else symlink, else copy ``src`` to ``dst`` (replacing ``dst``)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -616,11 +767,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sdrest.testing.synthetic [DIR]``: write every model, print the paths."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
-        print("usage: python -m sdrest.testing.synthetic [DIR]\n\n"
-              f"Writes every synthetic model into DIR (default: {cache_dir()}) and prints the paths.")
+        print("usage: python -m sdrest.testing.synthetic [--wan] [DIR]\n\n"
+              f"Writes every synthetic model into DIR (default: {cache_dir()}) and prints the paths;\n"
+              "--wan adds the Wan video set (~4.4 GB).")
         return 0
+    wan = "--wan" in args
+    args = [a for a in args if a != "--wan"]
     directory = Path(args[0]) if args else None
-    for name, fn in GENERATORS.items():
+    for name, fn in {**GENERATORS, **(WAN_GENERATORS if wan else {})}.items():
         t0 = time.monotonic()
         path = fn(directory)
         size = path.stat().st_size
