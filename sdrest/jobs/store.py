@@ -167,7 +167,7 @@ class JobStore:
                 job.position = 0
             return job
 
-    def list(self, *, statuses: Sequence[str] | None = None, owner: str | None = None,
+    def list_jobs(self, *, statuses: Sequence[str] | None = None, owner: str | None = None,
              limit: int = 100, offset: int = 0, newest_first: bool = False) -> list[Job]:
         """Jobs filtered by status and owner, in queue order (or newest first)."""
         where, args = [], []  # type: list[str], list[Any]

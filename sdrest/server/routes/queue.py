@@ -40,8 +40,8 @@ async def queue_status(request: Request) -> JSONResponse:
     state = state_of(request)
     store = state.jobs.store
     limit = min(max(int(request.query_params.get("limit", "100") or 100), 1), 1000)
-    active = store.list(statuses=[RUNNING]) + store.list(statuses=[QUEUED], limit=limit)
-    recent = store.list(statuses=list(FINISHED), limit=20, newest_first=True)
+    active = store.list_jobs(statuses=[RUNNING]) + store.list_jobs(statuses=[QUEUED], limit=limit)
+    recent = store.list_jobs(statuses=list(FINISHED), limit=20, newest_first=True)
     counts = store.counts()
     return JSONResponse({"queue_size": counts[QUEUED], "running": counts[RUNNING], "counts": counts,
                          "limit": state.jobs.queue.limit, "jobs": [_job_body(j) for j in active],
