@@ -63,7 +63,7 @@ def test_recovery_requeues_or_fails_and_survives_reopen(tmp_path: Path) -> None:
     # no close(): as after kill -9, only committed transactions count
     second = JobStore(path)
     assert second.recover_interrupted(requeue=True) == [running.id]
-    assert [j.id for j in second.list(statuses=[QUEUED])] == [running.id, waiting.id]  # keeps its place
+    assert [j.id for j in second.list_jobs(statuses=[QUEUED])] == [running.id, waiting.id]  # keeps its place
     second.claim_next("w0")
     assert second.recover_interrupted(requeue=False) == [running.id]
     failed = second.get(running.id)
