@@ -238,6 +238,17 @@ def _fail(msg: str) -> FormatError:
     return FormatError(msg)
 
 
+def _extend_from_mark(stack: list[_V], error: str) -> None:
+    """APPENDS / ADDITEMS: move everything above the topmost mark into the list (or set) below it."""
+    m = _mark_index(stack)
+    if m <= 0 or stack[m - 1].kind != _LIST:
+        raise _fail(error)
+    target = stack[m - 1]
+    assert target.items is not None
+    target.items.extend(stack[m + 1 :])
+    del stack[m:]
+
+
 def _mark_index(stack: list[_V]) -> int:
     i = len(stack) - 1
     while i >= 0 and stack[i].kind != _MARK:
@@ -463,13 +474,7 @@ def _parse_state_dict(buf: bytes) -> StateDict:
         elif op == 0x8F:  # EMPTY_SET
             stack.append(_V(_LIST, items=[]))
         elif op == 0x90:  # ADDITEMS
-            m = _mark_index(stack)
-            if m <= 0 or stack[m - 1].kind != _LIST:
-                raise _fail("torch pickle ADDITEMS without a set")
-            target = stack[m - 1]
-            assert target.items is not None
-            target.items.extend(stack[m + 1 :])
-            del stack[m:]
+            _extend_from_mark(stack, "torch pickle ADDITEMS without a set")
         elif op == 0x91:  # FROZENSET
             m = _mark_index(stack)
             if m < 0:
@@ -545,13 +550,7 @@ def _parse_state_dict(buf: bytes) -> StateDict:
             assert d.items is not None
             d.items.append((key_item, value))
         elif op == 0x65:  # APPENDS
-            m = _mark_index(stack)
-            if m <= 0 or stack[m - 1].kind != _LIST:
-                raise _fail("torch pickle APPENDS without a list")
-            target = stack[m - 1]
-            assert target.items is not None
-            target.items.extend(stack[m + 1 :])
-            del stack[m:]
+            _extend_from_mark(stack, "torch pickle APPENDS without a list")
         elif op == 0x61:  # APPEND
             if len(stack) < 2:
                 raise _fail("torch pickle APPEND on a short stack")
