@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from sdrest import _native, names
-from sdrest.diffusion import PathLike, _check_path
+from sdrest.checks import PathLike, check_path
 from sdrest.logs import sync_log_threshold
 from sdrest.progress import ProgressCallback, progress_adapter
 
@@ -22,8 +22,8 @@ def convert(src: PathLike, dst: PathLike, *, type: str = "q8_0", vae: Optional[P
     override (``"^vae\\.=f16,model\\.=q8_0"``). The file is written to a temporary
     name and renamed, so ``dst`` is never left half-written.
     """
-    source = _check_path(src, "src")
-    vae_path = _check_path(vae, "vae") if vae is not None else None
+    source = check_path(src, "src")
+    vae_path = check_path(vae, "vae") if vae is not None else None
     target = Path(dst)
     if target.is_dir():
         raise IsADirectoryError(f"dst: {str(target)!r} is a folder")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Union
 
 from typing_extensions import Unpack
@@ -17,17 +14,15 @@ import numpy as np
 from PIL import Image
 
 from sdrest import _native, names
+from sdrest.checks import PathLike, check_float, check_int, check_path, check_side
 from sdrest.errors import Cancelled
 from sdrest.images import ImageLike, size_of, to_array, to_pil
 from sdrest.logs import sync_log_threshold
 from sdrest.options import ImageOptions, VideoOptions
-from sdrest.progress import PreviewCallback, ProgressCallback, preview_adapter, progress_adapter
+from sdrest.progress import ProgressCallback, preview_adapter, progress_adapter
 from sdrest.threads import available_physical_cores
 
-PathLike = Union[str, "os.PathLike[str]"]
 
-#: Largest width or height accepted (sd.cpp itself has no limit; memory does).
-MAX_SIDE = 16384
 #: Largest batch accepted in one call.
 MAX_BATCH = 1024
 #: Largest step count accepted.
@@ -108,49 +103,6 @@ def _check_keywords(options: Mapping[str, Any], allowed: type, method: str) -> N
             raise TypeError(f"{method}() got an unexpected keyword argument {key!r}")
 
 
-def _check_path(value: PathLike, argument: str) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{argument}: expected a path, got {type(value).__name__}")
-    path = Path(value)
-    if not path.exists():
-        raise FileNotFoundError(f"{argument}: no such file: {str(path)!r}")
-    if path.is_file():
-        try:
-            with path.open("rb") as f:
-                f.read(1)
-        except OSError as exc:
-            raise PermissionError(f"{argument}: cannot read {str(path)!r}: {exc.strerror}") from exc
-        if path.stat().st_size == 0:
-            raise ValueError(f"{argument}: {str(path)!r} is empty")
-    elif not path.is_dir():
-        raise ValueError(f"{argument}: {str(path)!r} is not a file")
-    return os.fspath(path)
-
-
-def _check_int(value: Any, argument: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{argument}: expected an integer, got {type(value).__name__}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{argument}: must be between {low} and {high}, got {value}")
-    return int(value)
-
-
-def _check_float(value: Any, argument: str, low: float = -math.inf, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{argument}: expected a number, got {type(value).__name__}")
-    number = float(value)
-    if math.isnan(number) or not low <= number <= high:
-        raise ValueError(f"{argument}: must be between {low} and {high}, got {value}")
-    return number
-
-
-def _check_side(value: Any, argument: str) -> int:
-    side = _check_int(value, argument, 8, MAX_SIDE)
-    if side % 8:
-        raise ValueError(f"{argument}: must be a multiple of 8, got {side}")
-    return side
-
-
 def _lora_list(loras: Optional[Union[LoRAArgument, Sequence[LoRAArgument]]]) -> list[dict[str, Any]]:
     if loras is None:
         return []
@@ -169,8 +121,8 @@ def _lora_list(loras: Optional[Union[LoRAArgument, Sequence[LoRAArgument]]]) -> 
         if not isinstance(item, LoRA):
             raise TypeError(f"loras[{i}]: expected a LoRA, a path or a (path, multiplier) pair")
         out.append({
-            "path": _check_path(item.path, f"loras[{i}]"),
-            "multiplier": _check_float(item.multiplier, f"loras[{i}].multiplier", -100.0, 100.0),
+            "path": check_path(item.path, f"loras[{i}]"),
+            "multiplier": check_float(item.multiplier, f"loras[{i}].multiplier", -100.0, 100.0),
             "is_high_noise": bool(item.is_high_noise),
         })
     return out
@@ -237,18 +189,18 @@ class StableDiffusion:
         for argument, c_field in _PATH_ARGUMENTS.items():
             value = arguments[argument]
             if value is not None:
-                params[c_field] = _check_path(value, argument)
+                params[c_field] = check_path(value, argument)
         if not params.get("model_path") and not params.get("diffusion_model_path"):
             raise ValueError("model: give a model file (model=...) or a diffusion model (diffusion_model=...)")
         embeddings = arguments["embeddings"]
         if embeddings:
             params["embeddings"] = [
-                {"name": str(name), "path": _check_path(path, f"embeddings[{name!r}]")}
+                {"name": str(name), "path": check_path(path, f"embeddings[{name!r}]")}
                 for name, path in embeddings.items()
             ]
         n_threads = arguments["n_threads"]
         params["n_threads"] = (
-            available_physical_cores() if n_threads is None else _check_int(n_threads, "n_threads", 1, 4096)
+            available_physical_cores() if n_threads is None else check_int(n_threads, "n_threads", 1, 4096)
         )
         if arguments["wtype"] is not None:
             params["wtype"] = names.lookup(names.type_table, arguments["wtype"], "wtype")
@@ -271,9 +223,9 @@ class StableDiffusion:
             if expected is bool and not isinstance(value, bool):
                 raise TypeError(f"{key}: expected a bool, got {type(value).__name__}")
             if expected is float:
-                value = _check_float(value, key)
+                value = check_float(value, key)
             if expected is int:
-                value = _check_int(value, key, -(2**31), 2**31 - 1)
+                value = check_int(value, key, -(2**31), 2**31 - 1)
             params[key] = value
         return params
 
@@ -370,9 +322,9 @@ class StableDiffusion:
                 high[key[len("high_noise_"):]] = kwargs.pop(key)
         for key in ("moe_boundary", "vace_strength"):
             if key in kwargs:
-                params[key] = _check_float(kwargs.pop(key), key)
+                params[key] = check_float(kwargs.pop(key), key)
         if video_frames is not None:
-            params["video_frames"] = _check_int(video_frames, "video_frames", 1, 10000)
+            params["video_frames"] = check_int(video_frames, "video_frames", 1, 10000)
         if init_image is not None:
             params["init_image"] = to_array(init_image, channels=3, argument="init_image")
         if end_image is not None:
@@ -392,7 +344,7 @@ class StableDiffusion:
             width, height = size_of(init)
             kwargs.setdefault("width", width)
             kwargs.setdefault("height", height)
-            params["strength"] = _check_float(kwargs.pop("strength"), "strength", 0.0, 1.0)
+            params["strength"] = check_float(kwargs.pop("strength"), "strength", 0.0, 1.0)
             mask = kwargs.pop("mask")
             if mask is not None:
                 mask_array = to_array(mask, channels=1, argument="mask")
@@ -411,14 +363,14 @@ class StableDiffusion:
         if kwargs.get("control_image") is not None:
             params["control_image"] = to_array(kwargs.pop("control_image"), channels=3, argument="control_image")
         if "control_strength" in kwargs:
-            params["control_strength"] = _check_float(kwargs.pop("control_strength"), "control_strength", 0.0, 10.0)
+            params["control_strength"] = check_float(kwargs.pop("control_strength"), "control_strength", 0.0, 10.0)
         pm = params["pm_params"]
         if kwargs.get("pm_id_images") is not None:
             pm["id_images"] = [to_array(i, channels=3, argument="pm_id_images") for i in kwargs.pop("pm_id_images")]
         if kwargs.get("pm_id_embed_path") is not None:
-            pm["id_embed_path"] = _check_path(kwargs.pop("pm_id_embed_path"), "pm_id_embed_path")
+            pm["id_embed_path"] = check_path(kwargs.pop("pm_id_embed_path"), "pm_id_embed_path")
         if "pm_style_strength" in kwargs:
-            pm["style_strength"] = _check_float(kwargs.pop("pm_style_strength"), "pm_style_strength", 0.0, 100.0)
+            pm["style_strength"] = check_float(kwargs.pop("pm_style_strength"), "pm_style_strength", 0.0, 100.0)
         if kwargs.get("hires") is not None:
             params["hires"] = self._hires(params["hires"], kwargs.pop("hires"))
         kwargs.pop("hires", None)
@@ -435,13 +387,13 @@ class StableDiffusion:
             if key == "upscaler":
                 out["upscaler"] = names.lookup(names.hires_upscaler_table, value, "hires.upscaler")
             elif key == "model_path":
-                out["model_path"] = _check_path(value, "hires.model_path")
+                out["model_path"] = check_path(value, "hires.model_path")
             elif key in ("target_width", "target_height"):
-                out[key] = _check_side(value, f"hires.{key}")
+                out[key] = check_side(value, f"hires.{key}")
             elif key in ("steps", "upscale_tile_size"):
-                out[key] = _check_int(value, f"hires.{key}", 0, MAX_STEPS)
+                out[key] = check_int(value, f"hires.{key}", 0, MAX_STEPS)
             elif key in ("scale", "denoising_strength"):
-                out[key] = _check_float(value, f"hires.{key}", 0.0, 16.0)
+                out[key] = check_float(value, f"hires.{key}", 0.0, 16.0)
             elif key == "enabled":
                 out[key] = bool(value)
             else:
@@ -452,13 +404,13 @@ class StableDiffusion:
         """Move the sampling keywords from ``kwargs`` into an ``sd_sample_params_t`` dict."""
         guidance = sample["guidance"]
         if "steps" in kwargs:
-            sample["sample_steps"] = _check_int(kwargs.pop("steps"), prefix + "steps", 1, MAX_STEPS)
+            sample["sample_steps"] = check_int(kwargs.pop("steps"), prefix + "steps", 1, MAX_STEPS)
         if "cfg_scale" in kwargs:
-            guidance["txt_cfg"] = _check_float(kwargs.pop("cfg_scale"), prefix + "cfg_scale", -100.0, 100.0)
+            guidance["txt_cfg"] = check_float(kwargs.pop("cfg_scale"), prefix + "cfg_scale", -100.0, 100.0)
         if "img_cfg_scale" in kwargs:
-            guidance["img_cfg"] = _check_float(kwargs.pop("img_cfg_scale"), prefix + "img_cfg_scale", -100.0, 100.0)
+            guidance["img_cfg"] = check_float(kwargs.pop("img_cfg_scale"), prefix + "img_cfg_scale", -100.0, 100.0)
         if "guidance" in kwargs:
-            guidance["distilled_guidance"] = _check_float(kwargs.pop("guidance"), prefix + "guidance", -100.0, 100.0)
+            guidance["distilled_guidance"] = check_float(kwargs.pop("guidance"), prefix + "guidance", -100.0, 100.0)
         sampler = kwargs.pop("sampler", None)
         method = names.lookup(names.sampler_table, sampler, prefix + "sampler") if sampler is not None else None
         if method is not None:
@@ -467,23 +419,23 @@ class StableDiffusion:
         if scheduler is not None:
             sample["scheduler"] = names.lookup(names.scheduler_table, scheduler, prefix + "scheduler")
         if kwargs.get("eta") is not None:
-            sample["eta"] = _check_float(kwargs.pop("eta"), prefix + "eta", 0.0, 100.0)
+            sample["eta"] = check_float(kwargs.pop("eta"), prefix + "eta", 0.0, 100.0)
         kwargs.pop("eta", None)
         if "shifted_timestep" in kwargs:
-            sample["shifted_timestep"] = _check_int(kwargs.pop("shifted_timestep"), prefix + "shifted_timestep", 0, 1000)
+            sample["shifted_timestep"] = check_int(kwargs.pop("shifted_timestep"), prefix + "shifted_timestep", 0, 1000)
         if kwargs.get("flow_shift") is not None:
-            sample["flow_shift"] = _check_float(kwargs.pop("flow_shift"), prefix + "flow_shift", 0.0, 100.0)
+            sample["flow_shift"] = check_float(kwargs.pop("flow_shift"), prefix + "flow_shift", 0.0, 100.0)
         kwargs.pop("flow_shift", None)
         if kwargs.get("sigmas") is not None:
-            sample["custom_sigmas"] = [_check_float(s, prefix + "sigmas", 0.0, 1e4) for s in kwargs.pop("sigmas")]
+            sample["custom_sigmas"] = [check_float(s, prefix + "sigmas", 0.0, 1e4) for s in kwargs.pop("sigmas")]
         kwargs.pop("sigmas", None)
         slg = guidance["slg"]
         if kwargs.get("skip_layers") is not None:
-            slg["layers"] = [_check_int(x, prefix + "skip_layers", 0, 1000) for x in kwargs.pop("skip_layers")]
+            slg["layers"] = [check_int(x, prefix + "skip_layers", 0, 1000) for x in kwargs.pop("skip_layers")]
         kwargs.pop("skip_layers", None)
         for key, c_key in (("skip_layer_start", "layer_start"), ("skip_layer_end", "layer_end"), ("slg_scale", "scale")):
             if key in kwargs:
-                slg[c_key] = _check_float(kwargs.pop(key), prefix + key, 0.0, 100.0)
+                slg[c_key] = check_float(kwargs.pop(key), prefix + key, 0.0, 100.0)
 
     def _run(self, params: dict[str, Any], prompt: str, kwargs: dict[str, Any], *, video: bool) -> GenerationResult:
         ctx = self._context()
@@ -495,19 +447,19 @@ class StableDiffusion:
             raise TypeError(f"negative_prompt: expected a string, got {type(negative).__name__}")
         params["negative_prompt"] = negative
         if "width" in kwargs:
-            params["width"] = _check_side(kwargs.pop("width"), "width")
+            params["width"] = check_side(kwargs.pop("width"), "width")
         if "height" in kwargs:
-            params["height"] = _check_side(kwargs.pop("height"), "height")
+            params["height"] = check_side(kwargs.pop("height"), "height")
         if "clip_skip" in kwargs:
-            params["clip_skip"] = _check_int(kwargs.pop("clip_skip"), "clip_skip", -1, 12)
+            params["clip_skip"] = check_int(kwargs.pop("clip_skip"), "clip_skip", -1, 12)
         batch = 1
         if not video:
-            batch = _check_int(kwargs.pop("batch_count", 1), "batch_count", 1, MAX_BATCH)
+            batch = check_int(kwargs.pop("batch_count", 1), "batch_count", 1, MAX_BATCH)
             params["batch_count"] = batch
         seed = kwargs.pop("seed", None)
         if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed < 0):
             seed = secrets.randbelow(2**31)
-        params["seed"] = _check_int(seed, "seed", 0, 2**63 - 1)
+        params["seed"] = check_int(seed, "seed", 0, 2**63 - 1)
         params["loras"] = _lora_list(kwargs.pop("loras", None))
         self._apply_sampling(params["sample_params"], kwargs)
         if params["sample_params"]["sample_method"] == _native.SAMPLE_METHOD_COUNT:
@@ -525,7 +477,7 @@ class StableDiffusion:
         preview = kwargs.pop("preview", None)
         preview_options = {
             "mode": names.lookup(names.preview_table, kwargs.pop("preview_mode", "proj"), "preview_mode"),
-            "interval": _check_int(kwargs.pop("preview_interval", 1), "preview_interval", 1, MAX_STEPS),
+            "interval": check_int(kwargs.pop("preview_interval", 1), "preview_interval", 1, MAX_STEPS),
         }
         cancel = kwargs.pop("cancel", None)
         if cancel is not None and not hasattr(cancel, "is_set"):

@@ -7,7 +7,7 @@ from typing import Any, Optional
 from PIL import Image
 
 from sdrest import _native
-from sdrest.diffusion import PathLike, _check_int, _check_path
+from sdrest.checks import PathLike, check_int, check_path
 from sdrest.images import ImageLike, to_array, to_pil
 from sdrest.logs import sync_log_threshold
 from sdrest.progress import ProgressCallback, progress_adapter
@@ -27,9 +27,9 @@ class Upscaler:
     def __init__(self, path: PathLike, *, n_threads: Optional[int] = None, tile_size: int = 128,
                  offload_params_to_cpu: bool = False, direct: bool = False) -> None:
         self._ctx: Optional[_native.Upscaler] = None
-        self.path = _check_path(path, "path")
-        threads = available_physical_cores() if n_threads is None else _check_int(n_threads, "n_threads", 1, 4096)
-        tile = _check_int(tile_size, "tile_size", 16, 4096)
+        self.path = check_path(path, "path")
+        threads = available_physical_cores() if n_threads is None else check_int(n_threads, "n_threads", 1, 4096)
+        tile = check_int(tile_size, "tile_size", 16, 4096)
         sync_log_threshold()
         self._ctx = _native.Upscaler(self.path, bool(offload_params_to_cpu), bool(direct), threads, tile)
 
@@ -43,7 +43,7 @@ class Upscaler:
         """Enlarge ``image`` by ``factor`` (default: the model's own); returns a PIL image."""
         ctx = self._context()
         array = to_array(image, channels=3, argument="image")
-        scale = ctx.factor if factor is None else _check_int(factor, "factor", 1, 16)
+        scale = ctx.factor if factor is None else check_int(factor, "factor", 1, 16)
         if max(array.shape[:2]) * scale > MAX_OUTPUT_SIDE:
             raise ValueError(f"factor: the result would exceed {MAX_OUTPUT_SIDE} pixels a side")
         sync_log_threshold()
