@@ -33,14 +33,26 @@ class ServerConfig:
     port: int = _setting(8080, "port to bind")
     models_dir: Path | None = _setting(None, "folder of models (checkpoints/, lora/, vae/, esrgan/ ...)")  # noqa: RUF009
     data_dir: Path = _setting(Path("sdrest-data"), "folder for the job database and the outputs")  # noqa: RUF009
-    workers: int = _setting(1, "worker threads, each owning one native context")
+    devices: str = _setting("default", "devices, comma-separated, each served by its own worker process: "
+                                       "'default' (what the build sees) or GPU indices such as 0,1")
+    workers: int = _setting(1, "worker processes per device, each owning one native context")
     n_threads: int | None = _setting(None, "CPU threads per native context (default: physical cores)")
     queue_limit: int = _setting(100, "most jobs waiting in the queue; past it requests get 429")
     on_interrupted: str = _setting("requeue", "what happens to a job that was running when the server stopped",
                                    ("requeue", "fail"))
+    max_attempts: int = _setting(2, "most times a job runs when a server stop interrupts it (a job that "
+                                    "crashes its worker is never run again)")
+    cancel_grace_seconds: float = _setting(10.0, "a cancelled job whose worker has not stopped this long after "
+                                                 "has its worker killed and restarted")
+    job_timeout_seconds: float = _setting(0.0, "fail a job running longer than this, killing its worker if it "
+                                               "does not stop (0: no limit)")
     retention_days: float = _setting(0.0, "delete finished jobs and their outputs older than this (0: keep forever)")
     idle_unload_seconds: float = _setting(0.0, "unload a model idle this long (0: keep it loaded)")
     memory_budget_mb: int = _setting(0, "unload models when this process uses more (0: no budget)")
+    header_timeout_seconds: float = _setting(10.0, "close a connection that has not sent a whole request head "
+                                                   "this long after it opened or after its last response")
+    keep_alive_seconds: int = _setting(5, "close an idle keep-alive connection after this long")
+    max_connections: int = _setting(1000, "most connections and requests at once; past it new ones get 503")
     max_body_mb: float = _setting(50.0, "largest request body accepted")
     max_pixels: int = _setting(4096 * 4096, "largest width*height accepted for a generation")
     max_steps: int = _setting(500, "largest step count accepted")
@@ -51,6 +63,14 @@ class ServerConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy (paths as strings)."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def device_list(self) -> list[str]:
+        """The devices, one worker process (times ``workers``) each; empty when the setting is malformed."""
+        items = [item.strip() for item in self.devices.split(",")]
+        if not items or any(not (item == "default" or item.isascii() and item.isdigit()) for item in items):
+            return []
+        return items
 
     @property
     def db_path(self) -> Path:
@@ -143,6 +163,12 @@ def validate(config: ServerConfig) -> ServerConfig:
         raise ValueError(f"port: must be 0..65535, got {config.port}")
     if config.workers < 1:
         raise ValueError("workers: must be at least 1")
+    if not config.device_list:
+        raise ValueError("devices: expected 'default' or GPU indices such as 0,1")
+    if config.max_attempts < 1:
+        raise ValueError("max_attempts: must be at least 1")
+    if config.cancel_grace_seconds < 0 or config.job_timeout_seconds < 0:
+        raise ValueError("cancel_grace_seconds, job_timeout_seconds: must not be negative")
     if config.queue_limit < 1:
         raise ValueError("queue_limit: must be at least 1")
     models = config.models_dir.resolve() if config.models_dir else None

@@ -1,7 +1,7 @@
-"""Jobs: the SQLite store, the queue interface, the events, and the worker threads that own native contexts."""
+"""Jobs: the queue (the only channel between the API and the workers), its embedded SQLite implementation,
+and the supervised worker processes that own the native contexts."""
 
-from sdrest.jobs.events import EventBus
-from sdrest.jobs.queue import JobQueue, LocalQueue, QueueFull
+from sdrest.jobs.queue import Control, ControlTimeout, JobQueue, LocalQueue, QueueFull, WorkerInfo, WorkerQueue
 from sdrest.jobs.service import JobService
 from sdrest.jobs.store import (
            CANCELLED,
@@ -12,7 +12,6 @@ from sdrest.jobs.store import (
            STATUSES,
            SUCCEEDED,
            Job,
-           JobStore,
 )
 
 __all__ = [
@@ -23,11 +22,13 @@ __all__ = [
            "RUNNING",
            "STATUSES",
            "SUCCEEDED",
-           "EventBus",
+           "Control",
+           "ControlTimeout",
            "Job",
            "JobQueue",
            "JobService",
-           "JobStore",
            "LocalQueue",
            "QueueFull",
+           "WorkerInfo",
+           "WorkerQueue",
 ]

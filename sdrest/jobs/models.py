@@ -10,8 +10,6 @@ from typing import Any
 
 import psutil
 
-from sdrest.jobs.metrics import Metrics
-
 ModelLoader = Callable[[str, dict[str, str]], Any]
 """``loader(kind, files)``: a loaded native object with ``close()`` (and ``cancel()`` for diffusion)."""
 
@@ -38,17 +36,17 @@ class ModelCache:
 
     ``loader(kind, files)`` builds the native object (``kind`` is ``"diffusion"`` or ``"upscaler"``;
     default: :class:`sdrest.StableDiffusion` / :class:`sdrest.Upscaler`); tests replace it.
+    ``on_change(change, info)`` hears of every load (``loaded``, ``load_failed``) and unload (``unloaded``).
     """
 
     def __init__(self, *, n_threads: int | None, idle_seconds: float, memory_budget_mb: int,
-                 metrics: Metrics, on_change: Callable[[str, dict[str, Any]], None] = lambda kind, info: None,
+                 on_change: Callable[[str, dict[str, Any]], None] | None = None,
                  loader: ModelLoader | None = None) -> None:
         self.lock = threading.RLock()
         self.n_threads = n_threads
         self.idle_seconds = idle_seconds
         self.memory_budget_mb = memory_budget_mb
-        self.metrics = metrics
-        self._on_change = on_change
+        self.on_change: Callable[[str, dict[str, Any]], None] = on_change or (lambda change, info: None)
         self._loader = loader or self._native
         self._sd: Loaded | None = None
         self._upscaler: Loaded | None = None
@@ -74,14 +72,12 @@ class ModelCache:
             started = time.monotonic()
             try:
                 obj = self._loader("diffusion", dict(files))
-            except Exception:
-                self.metrics.inc("model_load_errors_total")
+            except Exception as exc:
+                self.on_change("load_failed", {"kind": "diffusion", "files": dict(files), "error": str(exc)})
                 raise
             elapsed = time.monotonic() - started
             self._sd = Loaded(key, obj, dict(files), load_seconds=elapsed)
-            self.metrics.inc("model_loads_total", kind="diffusion")
-            self.metrics.observe("model_load_seconds", elapsed)
-            self._on_change("loaded", {"kind": "diffusion", "files": dict(files), "seconds": elapsed})
+            self.on_change("loaded", {"kind": "diffusion", "files": dict(files), "seconds": elapsed})
             return obj
 
     def upscaler(self, path: str) -> Any:
@@ -93,11 +89,14 @@ class ModelCache:
                 return self._upscaler.obj
             self._close("upscaler")
             started = time.monotonic()
-            obj = self._loader("upscaler", {"esrgan": path})
+            try:
+                obj = self._loader("upscaler", {"esrgan": path})
+            except Exception as exc:
+                self.on_change("load_failed", {"kind": "upscaler", "files": {"esrgan": path}, "error": str(exc)})
+                raise
             elapsed = time.monotonic() - started
             self._upscaler = Loaded(key, obj, {"esrgan": path}, load_seconds=elapsed)
-            self.metrics.inc("model_loads_total", kind="upscaler")
-            self._on_change("loaded", {"kind": "upscaler", "files": {"esrgan": path}, "seconds": elapsed})
+            self.on_change("loaded", {"kind": "upscaler", "files": {"esrgan": path}, "seconds": elapsed})
             return obj
 
     def cancel(self) -> None:
@@ -112,8 +111,7 @@ class ModelCache:
         if loaded is not None:
             setattr(self, slot, None)
             loaded.obj.close()
-            self.metrics.inc("model_unloads_total", kind=which)
-            self._on_change("unloaded", {"kind": which, "files": loaded.files})
+            self.on_change("unloaded", {"kind": which, "files": loaded.files})
 
     def unload(self, path: str | None = None) -> bool:
         """Unload everything, or the contexts that use ``path``; True if something was unloaded."""
@@ -133,24 +131,28 @@ class ModelCache:
                 if loaded is not None:
                     loaded.last_used = now
 
-    def unload_idle(self) -> None:
-        """Apply the idle timeout (called by the worker between jobs)."""
+    def unload_idle(self) -> bool:
+        """Apply the idle timeout (called by the worker between jobs); True if something was unloaded."""
         if self.idle_seconds <= 0:
-            return
+            return False
         if not self.lock.acquire(blocking=False):
-            return
+            return False
         try:
             now = time.monotonic()
+            done = False
             for which, loaded in (("diffusion", self._sd), ("upscaler", self._upscaler)):
                 if loaded is not None and now - loaded.last_used >= self.idle_seconds:
                     self._close(which)
+                    done = True
+            return done
         finally:
             self.lock.release()
 
-    def enforce_budget(self) -> None:
-        """Unload everything when the process uses more memory than the budget."""
+    def enforce_budget(self) -> bool:
+        """Unload everything when the process uses more memory than the budget; True if it did."""
         if self.memory_budget_mb > 0 and psutil.Process().memory_info().rss > self.memory_budget_mb * 2**20:
-            self.unload()
+            return self.unload()
+        return False
 
     def loaded(self) -> list[dict[str, Any]]:
         """What is loaded now."""

@@ -1,19 +1,23 @@
-"""``JobService``: the store, the queue, the events, the workers and the metrics, started and stopped together."""
+"""``JobService``: the embedded engine (SQLite store, event bus, queue, metrics) and its supervised workers,
+started and stopped together. The server sees only :attr:`JobService.queue`, a :class:`~sdrest.jobs.queue.JobQueue`.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sdrest.jobs.child import WorkerSpec
 from sdrest.jobs.events import EventBus
 from sdrest.jobs.metrics import Metrics
 from sdrest.jobs.models import ModelCache, ModelLoader
+from sdrest.jobs.process import WorkerProcess, WorkerThread
 from sdrest.jobs.queue import LocalQueue
 from sdrest.jobs.store import JobStore
-from sdrest.jobs.tasks import run_task
 from sdrest.jobs.worker import Runner, Worker
 from sdrest.models.registry import Registry
 
@@ -23,80 +27,99 @@ log = logging.getLogger("sdrest.jobs")
 class JobService:
     """Everything below the HTTP layer. ``start()`` recovers interrupted jobs and starts the workers.
 
-    ``registry`` (the models dir's :class:`~sdrest.models.Registry`) gives the workers model hashes;
-    ``model_loader`` replaces how the workers' caches build native contexts (tests).
+    Workers are child processes, ``workers_per_device`` for each entry of ``devices``. ``runner`` or
+    ``model_loader`` (stand-ins for the native work, in tests of the queue's mechanics) run the workers
+    on threads of this process instead, since a stand-in lives here.
     """
 
-    def __init__(self, data_dir: Path, *, workers: int = 1, queue_limit: int = 100, requeue_interrupted: bool = True,
+    def __init__(self, data_dir: Path, *, devices: Sequence[str] = ("default",), workers_per_device: int = 1,
+                 queue_limit: int = 100, requeue_interrupted: bool = True, max_attempts: int = 2,
                  n_threads: int | None = None, idle_unload_seconds: float = 0.0, memory_budget_mb: int = 0,
-                 retention_days: float = 0.0, runner: Runner = run_task,
-                 registry: Registry | None = None, model_loader: ModelLoader | None = None) -> None:
+                 retention_days: float = 0.0, cancel_grace_seconds: float = 10.0, job_timeout_seconds: float = 0.0,
+                 models_dir: Path | None = None, models_cache: Path | None = None, log_level: str = "info",
+                 runner: Runner | None = None, model_loader: ModelLoader | None = None,
+                 registry: Registry | None = None) -> None:
         self.data_dir = data_dir
         self.outputs_dir = data_dir / "outputs"
         self.inputs_dir = data_dir / "inputs"
         self.thumbs_dir = data_dir / "thumbnails"
         for folder in (self.outputs_dir, self.inputs_dir, self.thumbs_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(data_dir / "jobs.sqlite3")
-        self.bus = EventBus()
-        self.metrics = Metrics()
-        self.queue = LocalQueue(self.store, self.bus, queue_limit, self.seconds_per_job)
-        self.requeue_interrupted = requeue_interrupted
-        self.registry = registry
+        self._store = JobStore(data_dir / "jobs.sqlite3")
+        self.queue = LocalQueue(self._store, EventBus(), Metrics(), limit=queue_limit,
+                                requeue_interrupted=requeue_interrupted, max_attempts=max_attempts)
         self.retention_days = retention_days
-        self.started_at = time.time()
         self.recovered: list[str] = []
-        self.workers = [
-            Worker(f"worker-{i}", self.queue,
-                   ModelCache(n_threads=n_threads, idle_seconds=idle_unload_seconds, memory_budget_mb=memory_budget_mb,
-                              metrics=self.metrics, on_change=self._model_event, loader=model_loader),
-                   outputs_dir=self.outputs_dir, inputs_dir=self.inputs_dir, metrics=self.metrics,
-                   registry=registry, requeue_on_stop=requeue_interrupted, runner=runner)
-            for i in range(workers)
-        ]
+        slots = [device for device in devices for _ in range(workers_per_device)]
+        self.hosts: list[WorkerProcess | WorkerThread] = []
+        if runner is None and model_loader is None:
+            for index, device in enumerate(slots):
+                spec = WorkerSpec(f"worker-{index}", device, str(data_dir), str(models_dir) if models_dir else None,
+                                  str(models_cache) if models_cache else None, n_threads, idle_unload_seconds,
+                                  memory_budget_mb, log_level)
+                self.hosts.append(WorkerProcess(spec, self.queue, cancel_grace=cancel_grace_seconds,
+                                                job_timeout=job_timeout_seconds))
+            return
+        from sdrest.jobs.child import capabilities
+        from sdrest.jobs.tasks import run_task
 
-    def _model_event(self, change: str, info: dict[str, Any]) -> None:
-        self.bus.publish({"type": "model", "job_id": None, "change": change, **info})
+        found = capabilities()
+        for index in range(len(slots)):
+            models = ModelCache(n_threads=n_threads, idle_seconds=idle_unload_seconds,
+                                memory_budget_mb=memory_budget_mb, loader=model_loader)
+            worker = Worker(f"worker-{index}", self.queue, models, outputs_dir=self.outputs_dir,
+                            inputs_dir=self.inputs_dir, registry=registry, runner=runner or run_task,
+                            roots=[p for p in (models_dir, data_dir) if p is not None])
+            self.hosts.append(WorkerThread(worker, self.queue, found))
 
     def start(self) -> None:
         """Recover jobs a stop or crash left running, apply retention, start the workers."""
-        self.recovered = self.store.recover_interrupted(self.requeue_interrupted)
-        for job_id in self.recovered:
-            if self.requeue_interrupted:
-                shutil.rmtree(self.outputs_dir / job_id, ignore_errors=True)
+        self.recovered = self.queue.recover()
+        for job_id in self.recovered:  # a re-queued job starts from scratch
+            shutil.rmtree(self.outputs_dir / job_id, ignore_errors=True)
         if self.recovered:
-            log.warning("%d job(s) interrupted by the last stop were %s", len(self.recovered),
-                        "re-queued" if self.requeue_interrupted else "marked failed")
+            log.warning("%d job(s) interrupted by the last stop were re-queued or failed", len(self.recovered))
         self.apply_retention()
-        for worker in self.workers:
-            worker.start()
+        for host in self.hosts:
+            host.start()
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        """The capabilities the first worker reports (sampler, scheduler and type names, versions).
+
+        Raises RuntimeError with the worker's last lines when none is ready within ``timeout`` seconds,
+        or as soon as every worker process has failed to start three times.
+        """
+        deadline = time.monotonic() + timeout
+        processes = [h for h in self.hosts if isinstance(h, WorkerProcess)]
+        while True:
+            found = self.queue.capabilities(timeout=0.25)
+            if found:
+                return found
+            hopeless = bool(processes) and all(h.restarts >= 3 for h in processes)
+            if hopeless or time.monotonic() > deadline:
+                message = "no worker process became ready"
+                lines = processes[0].last_lines()[-20:] if processes else []
+                if lines:
+                    message += f"; the last lines of {processes[0].name}:\n" + "\n".join(lines)
+                raise RuntimeError(message)
 
     def stop(self) -> None:
-        """Stop the workers (the running job re-queued or failed, by config), close the store."""
-        for worker in self.workers:
-            worker.stop()
-        self.store.close()
+        """Stop handing out jobs, stop the workers (a running job is handed back), close the store.
+
+        When this returns no job is left ``running``.
+        """
+        self.queue.close()
+        for host in self.hosts:
+            host.stop()
+        self.queue.recover()  # a worker that could not hand its job back in time
+        self._store.close()
 
     def apply_retention(self) -> list[str]:
         """Delete finished jobs (and their files) older than the retention period; off when 0."""
         if self.retention_days <= 0:
             return []
-        ids = self.store.delete_finished_before(time.time() - self.retention_days * 86400)
+        ids = self._store.delete_finished_before(time.time() - self.retention_days * 86400)
         for job_id in ids:
             for folder in (self.outputs_dir, self.inputs_dir, self.thumbs_dir):
                 shutil.rmtree(folder / job_id, ignore_errors=True)
         return ids
-
-    def seconds_per_job(self) -> float:
-        """Mean duration of recent jobs (for Retry-After and estimates); 10 s with no history."""
-        history = self.store.durations(limit=20)
-        return sum(s for _, s in history) / len(history) if history else 10.0
-
-    @property
-    def models(self) -> ModelCache:
-        """The first worker's model cache (where explicit load/unload go)."""
-        return self.workers[0].models
-
-    def loaded_models(self) -> list[dict[str, Any]]:
-        """What every worker holds loaded."""
-        return [dict(m, worker=w.name) for w in self.workers for m in w.models.loaded()]

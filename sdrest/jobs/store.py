@@ -311,18 +311,22 @@ class JobStore:
             self._db.execute("COMMIT")
         return ids
 
-    def recover_interrupted(self, requeue: bool) -> list[str]:
-        """After a start: jobs left running by a stop or a crash are re-queued or failed. Returns their ids."""
+    def recover_interrupted(self, requeue: bool, max_attempts: int = 2) -> list[str]:
+        """After a start: jobs left running by a stop or a crash are re-queued while their attempts are under
+        ``max_attempts`` (and ``requeue`` is on), failed with the reason otherwise. Returns their ids."""
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,))]
-            for job_id in ids:
-                if requeue:
+            rows = self._db.execute("SELECT id, attempts FROM jobs WHERE status = ?", (RUNNING,)).fetchall()
+            for job_id, attempts in rows:
+                if requeue and attempts < max_attempts:
                     self._db.execute("UPDATE jobs SET status = ?, started_at = NULL, progress = 0, step = 0, "
                                      "worker = NULL WHERE id = ?", (QUEUED, job_id))
                 else:
+                    reason = "interrupted: the server stopped while it ran"
+                    if requeue:
+                        reason += f"; not run again after {attempts} attempt(s)"
                     self._db.execute("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-                                     (FAILED, time.time(), "interrupted: the server stopped while it ran", job_id))
-        return ids
+                                     (FAILED, time.time(), reason, job_id))
+        return [r[0] for r in rows]
 
     def requeue(self, job_id: str) -> bool:
         """Put a running job back at its place in the queue (a clean stop mid-job)."""

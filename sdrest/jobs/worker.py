@@ -1,4 +1,10 @@
-"""Worker threads: each owns a :class:`ModelCache` and runs one job at a time from the queue."""
+"""A worker: takes jobs from a :class:`~sdrest.jobs.queue.WorkerQueue`, runs them on the native contexts it owns,
+and obeys control messages (cancel, load, unload, stop) that arrive on the same queue.
+
+The worker knows nothing of where the queue lives: in a child process it talks to the server through
+:class:`~sdrest.jobs.channel.ChannelQueue`; in tests of the queue's mechanics it may run on a thread of
+the API process with :class:`~sdrest.jobs.queue.LocalQueue` itself.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,13 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sdrest.jobs.metrics import Metrics
 from sdrest.jobs.models import ModelCache
-from sdrest.jobs.queue import LocalQueue
-from sdrest.jobs.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, Job
+from sdrest.jobs.queue import CANCEL, LOAD, STOP, UNLOAD, Control, WorkerQueue
+from sdrest.jobs.store import CANCELLED, FAILED, SUCCEEDED, Job
 from sdrest.jobs.tasks import TaskContext, TaskResult, run_task
 from sdrest.models.registry import Registry
 
@@ -21,96 +26,91 @@ log = logging.getLogger("sdrest.jobs")
 
 Runner = Callable[[str, dict[str, Any], TaskContext], TaskResult]
 
+#: How long a control poll waits; also bounds how late a worker notices a stop.
+CONTROL_POLL_SECONDS = 0.25
+
+
+def relative_paths(text: str, roots: Sequence[Path]) -> str:
+    """``text`` with every absolute path under one of ``roots`` made relative to it (no server paths leak)."""
+    for root in roots:
+        prefix = str(root).rstrip("/") + "/"
+        text = text.replace(prefix, "")
+    return text
+
 
 class Worker:
-    """One thread: take a job, run it, record the outcome; a failing job never stops the thread."""
+    """Runs one job at a time; a failing job never stops it. :meth:`run` blocks until a ``stop`` control.
 
-    def __init__(self, name: str, queue: LocalQueue, models: ModelCache, *, outputs_dir: Path, inputs_dir: Path,
-                 metrics: Metrics, registry: Registry | None, requeue_on_stop: bool,
-                 runner: Runner = run_task) -> None:
+    ``roots`` (the models and data dirs) are stripped from error messages, so clients never see server paths.
+    """
+
+    def __init__(self, name: str, queue: WorkerQueue, models: ModelCache, *, outputs_dir: Path, inputs_dir: Path,
+                 registry: Registry | None = None, runner: Runner = run_task, roots: Sequence[Path] = ()) -> None:
         self.name = name
         self.queue = queue
         self.models = models
         self.outputs_dir = outputs_dir
         self.inputs_dir = inputs_dir
-        self.metrics = metrics
         self.registry = registry
-        self.requeue_on_stop = requeue_on_stop
         self.runner = runner
-        self.current: str | None = None
+        self.roots = tuple(roots)
+        self._lock = threading.Lock()
+        self._current: tuple[str, threading.Event] | None = None
+        self._cancelled_early: set[str] = set()  # cancels that arrived before their job started here
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"sdrest-{name}", daemon=True)
+        models.on_change = self.on_model_change
 
-    def start(self) -> None:
-        """Start the thread."""
-        self._thread.start()
+    # -- running --------------------------------------------------------------------------------
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop: the running job is interrupted and re-queued (or failed, by config); waits for the thread."""
-        self._stopping.set()
-        self.queue.close()
-        job_id = self.current
-        if job_id is not None:
-            self.queue.cancel(job_id)
-        self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        """True while the thread runs."""
-        return self._thread.is_alive()
-
-    def _loop(self) -> None:
+    def run(self) -> None:
+        """Take and run jobs until stopped; control messages are handled on a second thread meanwhile."""
+        controls = threading.Thread(target=self._control_loop, name=f"sdrest-{self.name}-control", daemon=True)
+        controls.start()
         idle = self.models.idle_seconds
         # wait for a job at most a quarter of the idle timeout, so an idle model goes within ~1.25x of it
         wait = max(0.05, min(1.0, idle / 4)) if idle > 0 else 1.0
-        while not self._stopping.is_set():
-            job = self.queue.take(self.name, timeout=wait)
-            if job is None:
-                self.models.unload_idle()
-                continue
-            try:
-                self._run(job)
-            except Exception:
-                log.exception("worker %s: job %s escaped its handler", self.name, job.id)
-        self.models.close()
+        try:
+            while not self._stopping.is_set():
+                job = self.queue.take(self.name, wait)
+                if job is None:
+                    if self.models.unload_idle():
+                        self._report_loaded()
+                    continue
+                try:
+                    self._run(job)
+                except Exception:
+                    log.exception("worker %s: job %s escaped its handler", self.name, job.id)
+        finally:
+            self._stopping.set()
+            self.models.close()
+            controls.join(2 * CONTROL_POLL_SECONDS + 1)
 
-    def _publish(self, event: dict[str, Any]) -> None:
-        self.queue.bus.publish(event)
+    def request_stop(self) -> None:
+        """Stop after the current job (which is interrupted and handed back to the queue)."""
+        self._stopping.set()
+        self._cancel_current(None)
 
     def _run(self, job: Job) -> None:
         from sdrest.errors import Cancelled
 
-        store = self.queue.store
         cancel = threading.Event()
-        self.current = job.id
+        with self._lock:
+            self._current = (job.id, cancel)
+            if job.id in self._cancelled_early or self._stopping.is_set():
+                self._cancelled_early.discard(job.id)
+                cancel.set()
         started = time.monotonic()
-        self._publish({"type": "state", "job_id": job.id, "status": RUNNING, "kind": job.kind})
-        last_step = [started]
 
         def progress(step: int, steps: int, seconds_per_step: float, phase: str) -> None:
-            now = time.monotonic()
-            if phase == "sampling":
-                self.metrics.inc("sampling_steps_total")
-                self.metrics.observe("step_seconds", now - last_step[0])
-            last_step[0] = now
-            store.set_progress(job.id, step, steps, phase)
-            sps = seconds_per_step if seconds_per_step > 0 else (now - started) / max(step, 1)
-            self._publish({"type": "progress", "job_id": job.id, "step": step, "steps": steps, "phase": phase,
-                           "progress": step / steps if steps else 0.0, "seconds_per_step": round(sps, 4),
-                           "eta_seconds": round(max(0, steps - step) * sps, 3)})
+            self.queue.progress(job.id, step, steps, phase, seconds_per_step)
 
         def preview(step: int, data_url: str) -> None:
-            self._publish({"type": "preview", "job_id": job.id, "step": step, "image": data_url})
-
-        def stop() -> None:
-            cancel.set()
-            self.models.cancel()
+            self.queue.preview(job.id, step, data_url)
 
         output_dir = self.outputs_dir / job.id
         output_dir.mkdir(parents=True, exist_ok=True)
         ctx = TaskContext(job.id, self.models, output_dir, self.inputs_dir / job.id, cancel, progress, preview,
                           self.registry)
-        self.queue.register_running(job.id, stop)
         status, error, outcome = FAILED, None, TaskResult()
         try:
             with self.models.lock:
@@ -127,21 +127,70 @@ class Worker:
             log.exception("job %s failed", job.id)
             error = f"{type(exc).__name__}: {exc}"
         finally:
-            self.queue.unregister_running(job.id)
-            self.current = None
-        elapsed = time.monotonic() - started
+            with self._lock:
+                self._current = None
         if self._stopping.is_set() and status == CANCELLED:
-            if self.requeue_on_stop and store.requeue(job.id):
-                shutil.rmtree(output_dir, ignore_errors=True)
-                self._publish({"type": "state", "job_id": job.id, "status": "queued", "reason": "server stopping"})
+            shutil.rmtree(output_dir, ignore_errors=True)
+            self.queue.requeue(job.id, "the server stopped while it ran")
+            return
+        self.queue.finish(job.id, status, outputs=outcome.outputs, result=outcome.result,
+                          error=relative_paths(error, self.roots) if error else None,
+                          seconds=time.monotonic() - started)
+        if self.models.enforce_budget():
+            self._report_loaded()
+
+    # -- control --------------------------------------------------------------------------------
+
+    def _control_loop(self) -> None:
+        while not self._stopping.is_set():
+            control = self.queue.controls(self.name, CONTROL_POLL_SECONDS)
+            if control is not None:
+                self.handle(control)
+
+    def handle(self, control: Control) -> None:
+        """Obey one control message. Load and unload wait for the running job, on their own thread."""
+        if control.action == CANCEL:
+            self._cancel_current(str(control.args.get("job_id")))
+        elif control.action == STOP:
+            self.request_stop()
+        elif control.action in (LOAD, UNLOAD):
+            threading.Thread(target=self._model_control, args=(control,), name=f"sdrest-{self.name}-{control.action}",
+                             daemon=True).start()
+        elif control.id:
+            self.queue.reply(self.name, control.id, {"ok": False, "error": f"unknown control {control.action!r}"})
+
+    def _cancel_current(self, job_id: str | None) -> None:
+        """Cancel ``job_id`` if it runs here (None: whatever runs), or remember it for when it starts."""
+        with self._lock:
+            current = self._current
+            if current is None or (job_id is not None and current[0] != job_id):
+                if job_id is not None:
+                    self._cancelled_early.add(job_id)
                 return
-            status, error = FAILED, "interrupted: the server stopped while it ran"
-        finished = store.finish(job.id, status, outputs=outcome.outputs, result=outcome.result, error=error)
-        self.metrics.inc("jobs_total", kind=job.kind, status=status)
-        self.metrics.observe("job_seconds", elapsed, kind=job.kind)
-        if status == FAILED:
-            self.metrics.inc("errors_total", kind=job.kind)
-        self.models.enforce_budget()
-        self._publish({"type": "state", "job_id": job.id, "status": status, "error": error,
-                       "outputs": outcome.outputs, "seconds": round(elapsed, 3),
-                       "result": finished.result if finished else outcome.result})
+            current[1].set()
+        self.models.cancel()
+
+    def _model_control(self, control: Control) -> None:
+        result: dict[str, Any]
+        try:
+            if control.action == LOAD:
+                started = time.monotonic()
+                files = dict(control.args["files"])
+                if control.args.get("kind") == "upscaler":
+                    self.models.upscaler(files["esrgan"])
+                else:
+                    self.models.diffusion(files)
+                result = {"ok": True, "seconds": round(time.monotonic() - started, 3)}
+            else:
+                result = {"ok": True, "unloaded": self.models.unload(control.args.get("path"))}
+        except Exception as exc:
+            result = {"ok": False, "error": relative_paths(f"{type(exc).__name__}: {exc}", self.roots)}
+        if control.id:
+            self.queue.reply(self.name, control.id, result)
+
+    def _report_loaded(self) -> None:
+        self.queue.report(self.name, {"loaded": self.models.loaded()})
+
+    def on_model_change(self, change: str, info: dict[str, Any]) -> None:
+        """The model cache's hook: tell the queue what this worker holds now."""
+        self.queue.report(self.name, {"change": change, **info, "loaded": self.models.loaded()})

@@ -399,6 +399,20 @@ class Registry:
                 self._save_cache()
         return hashes
 
+    def remember_hashes(self, model_id: str, hashes: Hashes) -> bool:
+        """Cache hashes computed elsewhere (by a worker process) when the file is unchanged since the scan."""
+        try:
+            entry = self.find(model_id)
+            st = os.stat(entry.path)
+        except (KeyError, OSError):
+            return False
+        with self._lock:
+            if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
+                return False
+            entry.hashes = hashes
+            self._save_cache()
+        return True
+
     # -- cache ------------------------------------------------------------------------------
 
     def _load_cache(self) -> None:

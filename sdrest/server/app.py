@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -13,9 +14,11 @@ from starlette.middleware import Middleware
 
 from sdrest.config import ServerConfig
 from sdrest.jobs.models import ModelLoader
+from sdrest.jobs.queue import FinishHook
+from sdrest.jobs.store import SUCCEEDED, Job
 from sdrest.jobs.service import JobService
-from sdrest.jobs.tasks import run_task
 from sdrest.jobs.worker import Runner
+from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
 from sdrest.server import openapi
 from sdrest.server.errors import exception_handlers
@@ -25,6 +28,9 @@ from sdrest.server.routes import generate, models, queue, system, utility
 from sdrest.server.state import ServerState
 
 log = logging.getLogger("sdrest.server")
+
+#: How long the server waits for its first worker to report (a CUDA start can take a while).
+WORKER_START_SECONDS = 180.0
 
 
 async def _retention_loop(jobs: JobService, days: float, every: float = 3600.0) -> None:
@@ -38,36 +44,55 @@ async def _retention_loop(jobs: JobService, days: float, every: float = 3600.0) 
             log.info("retention: removed %d old job(s) and their files", len(removed))
 
 
+def _hash_results(registry: Registry) -> FinishHook:
+    """A finish hook: hashes the workers compute (hash jobs) join this process's registry, so listings show them."""
+    def remember(job: Job, status: str, result: dict[str, Any]) -> None:
+        if job.kind == "hash" and status == SUCCEEDED:
+            for model_id, found in result.get("hashes", {}).items():
+                registry.remember_hashes(model_id, Hashes(**found))
+    return remember
+
+
 def create_app(config: ServerConfig, *, runner: Runner | None = None,
                model_loader: ModelLoader | None = None) -> Starlette:
     """The server for ``config``. Nothing starts until the lifespan runs (uvicorn, or a test client).
 
-    ``runner`` replaces what workers run for each job (tests of the queue's mechanics);
-    ``model_loader`` replaces how the workers load native contexts (tests of the unload policy).
+    The native work runs in supervised worker processes; this process never imports ``sdrest._native``.
+    ``runner`` or ``model_loader`` (stand-ins for the native work, in tests of the queue's mechanics)
+    run the workers on threads of this process instead.
     """
-    from sdrest import names
-
     api_routes = [*generate.routes(), *queue.routes(), *models.routes(), *system.routes(), *utility.routes()]
     routes = [*api_routes, *openapi.routes(api_routes)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # the one source of truth for models: ids, kinds, companions, hashes (cached in the data dir)
-        registry = Registry(config.models_dir or config.data_dir / "models",
-                            cache_path=config.data_dir / "models-cache.json")
-        jobs = JobService(config.data_dir, workers=config.workers, queue_limit=config.queue_limit,
-                          requeue_interrupted=config.on_interrupted == "requeue", n_threads=config.n_threads,
+        cache = config.data_dir / "models-cache.json"
+        registry = Registry(config.models_dir or config.data_dir / "models", cache_path=cache)
+        jobs = JobService(config.data_dir, devices=config.device_list, workers_per_device=config.workers,
+                          queue_limit=config.queue_limit, requeue_interrupted=config.on_interrupted == "requeue",
+                          max_attempts=config.max_attempts, n_threads=config.n_threads,
                           idle_unload_seconds=config.idle_unload_seconds, memory_budget_mb=config.memory_budget_mb,
-                          retention_days=config.retention_days, runner=runner or run_task,
-                          registry=registry, model_loader=model_loader)
-        state = ServerState(config=config, jobs=jobs, registry=registry, parser=None)  # type: ignore[arg-type]
+                          retention_days=config.retention_days, cancel_grace_seconds=config.cancel_grace_seconds,
+                          job_timeout_seconds=config.job_timeout_seconds, models_dir=registry.root,
+                          models_cache=cache, log_level=config.log_level, runner=runner, model_loader=model_loader,
+                          registry=registry)
+        state = ServerState(config=config, queue=jobs.queue, registry=registry, parser=None)  # type: ignore[arg-type]
+        state.loop = asyncio.get_running_loop()
         await anyio.to_thread.run_sync(state.rescan)
-        state.parser = RequestParser(config, registry, state.rescan, names.samplers(), names.schedulers(),
-                                     names.weight_types(), state.loaded_model_id)
-        app.state.sdrest = state
+        jobs.queue.add_finish_hook(_hash_results(registry))
         jobs.start()
+        try:
+            found = await anyio.to_thread.run_sync(jobs.wait_ready, WORKER_START_SECONDS)
+        except BaseException:
+            await anyio.to_thread.run_sync(jobs.stop)
+            raise
+        state.parser = RequestParser(config, registry, state.rescan, found["samplers"], found["schedulers"],
+                                     found["weight_types"], state.loaded_model_id)
+        app.state.sdrest = state
         retention = asyncio.create_task(_retention_loop(jobs, config.retention_days))
-        log.info("sdrest: %d model(s) in %s, data in %s", len(registry.entries()), config.models_dir, config.data_dir)
+        log.info("sdrest: %d model(s) in %s, data in %s, %d worker(s)", len(registry.entries()), config.models_dir,
+                 config.data_dir, len(jobs.hosts))
         try:
             yield
         finally:

@@ -21,16 +21,14 @@ def register(subparsers: Any) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run until stopped; re-executes itself when a restart was requested. Returns the exit code."""
-    import uvicorn
-
     from sdrest.server.app import create_app
+    from sdrest.server.serving import Server, uvicorn_config
 
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
     config = load_config(flags)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
-                                           timeout_graceful_shutdown=5, access_log=config.log_level == "debug"))
+    server = Server(uvicorn_config(app, config))
     app.state.uvicorn_server = server
     server.run()
     state = getattr(app.state, "sdrest", None)

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from sdrest.jobs.events import Subscription
 from sdrest.jobs.store import FINISHED
 from sdrest.server.state import ServerState
 
@@ -24,13 +25,35 @@ def frame(event: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+class Stopping(Exception):
+    """The server began to stop while a handler waited for events."""
+
+
+async def next_event(sub: Subscription, stopping: asyncio.Event, timeout: float) -> dict[str, Any] | None:
+    """The next event of ``sub``; None after ``timeout`` seconds; :class:`Stopping` once the server stops."""
+    if stopping.is_set():
+        raise Stopping
+    get = asyncio.ensure_future(sub.queue.get())
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        done, _ = await asyncio.wait({get, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (get, stop):
+            task.cancel()
+    if get in done:
+        return get.result()
+    if stop in done:
+        raise Stopping
+    return None
+
+
 async def _stream(state: ServerState, job_id: str | None) -> AsyncIterator[str]:
-    bus = state.jobs.bus
-    sub = bus.subscribe(job_id)
+    queue = state.queue
+    sub = queue.subscribe(job_id)
     try:
         yield "retry: 2000\n\n"
         if job_id is not None:
-            job = state.jobs.store.get(job_id)
+            job = queue.get(job_id)
             if job is not None:
                 yield frame({"type": "state", "job_id": job_id, "status": job.status, "snapshot": True,
                              "progress": job.progress, "step": job.step, "steps": job.steps,
@@ -38,19 +61,22 @@ async def _stream(state: ServerState, job_id: str | None) -> AsyncIterator[str]:
                 if job.status in FINISHED:
                     return
         else:
-            yield frame({"type": "hello", "job_id": None, "counts": state.jobs.store.counts(),
-                         "running": state.jobs.queue.running_ids()})
-        while not state.stopping.is_set():
+            yield frame({"type": "hello", "job_id": None, "counts": queue.counts(), "running": queue.running_ids()})
+        while True:
             try:
-                event = await asyncio.wait_for(sub.queue.get(), timeout=KEEPALIVE_SECONDS)
-            except asyncio.TimeoutError:
+                event = await next_event(sub, state.stopping, KEEPALIVE_SECONDS)
+            except Stopping:
+                yield frame({"type": "server", "job_id": job_id, "status": "stopping",
+                             "message": "the server is stopping; reconnect to follow the job"})
+                return
+            if event is None:
                 yield ": keep-alive\n\n"
                 continue
             yield frame(event)
             if job_id is not None and event.get("type") == "state" and event.get("status") in FINISHED:
                 return
     finally:
-        bus.unsubscribe(sub)
+        queue.unsubscribe(sub)
 
 
 def event_stream(state: ServerState, job_id: str | None) -> StreamingResponse:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import shutil
+import time
 from typing import Any
 
 import anyio
@@ -13,6 +13,7 @@ from sdrest.jobs.queue import QueueFull
 from sdrest.jobs.store import FINISHED, Job, new_job_id
 from sdrest.server.errors import ApiError
 from sdrest.server.requests import Prepared
+from sdrest.server.sse import Stopping, next_event
 from sdrest.server.state import ServerState
 
 
@@ -21,7 +22,7 @@ async def submit(state: ServerState, prepared: Prepared, owner: str | None = Non
     if state.stopping.is_set():
         raise ApiError(503, "the server is stopping", headers={"Retry-After": "5"})
     job_id = new_job_id()
-    input_dir = state.jobs.inputs_dir / job_id
+    input_dir = state.inputs_dir / job_id
 
     def write_inputs() -> None:
         if prepared.images:
@@ -31,28 +32,31 @@ async def submit(state: ServerState, prepared: Prepared, owner: str | None = Non
 
     await anyio.to_thread.run_sync(write_inputs)
     try:
-        return state.jobs.queue.submit(prepared.kind, prepared.params, owner=owner, job_id=job_id)
+        return state.queue.submit(prepared.kind, prepared.params, owner=owner, job_id=job_id)
     except QueueFull as exc:
         shutil.rmtree(input_dir, ignore_errors=True)
         raise ApiError(429, str(exc), code="queue_full", headers={"Retry-After": str(exc.retry_after)}) from None
 
 
 async def wait_for(state: ServerState, job_id: str, timeout: float) -> Job | None:
-    """The job once it has ended, or None after ``timeout`` seconds."""
-    sub = state.jobs.bus.subscribe(job_id)
+    """The job once it has ended, or None after ``timeout`` seconds or when the server begins to stop."""
+    queue = state.queue
+    sub = queue.subscribe(job_id)
+    deadline = time.monotonic() + timeout
     try:
-        with anyio.move_on_after(timeout):
-            while True:
-                job = state.jobs.store.get(job_id)
-                if job is None or job.status in FINISHED:
-                    return job
-                try:
-                    await asyncio.wait_for(sub.queue.get(), timeout=5.0)
-                except asyncio.TimeoutError:
-                    pass
-        return None
+        while True:
+            job = queue.get(job_id)
+            if job is None or job.status in FINISHED:
+                return job
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                await next_event(sub, state.stopping, min(left, 5.0))
+            except Stopping:
+                return None
     finally:
-        state.jobs.bus.unsubscribe(sub)
+        queue.unsubscribe(sub)
 
 
 def output_urls(job: Job) -> list[dict[str, Any]]:
@@ -68,7 +72,7 @@ async def job_with_images(state: ServerState, job: Job) -> dict[str, Any]:
         seeds = job.result.get("seeds", [])
         images = []
         for index, name in enumerate(job.outputs):
-            data = (state.jobs.outputs_dir / job.id / name).read_bytes()
+            data = (state.outputs_dir / job.id / name).read_bytes()
             images.append({"filename": name, "data": base64.b64encode(data).decode(), "mime_type": "image/png",
                            "seed": seeds[index] if index < len(seeds) else None,
                            "url": f"/api/queue/job/{job.id}/output/{name}"})

@@ -31,8 +31,8 @@ class Runner:
 
 def wait_status(service: JobService, job_id: str, status: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while service.store.get(job_id).status != status:
-        assert time.monotonic() < deadline, service.store.get(job_id)
+    while service.queue.get(job_id).status != status:
+        assert time.monotonic() < deadline, service.queue.get(job_id)
         time.sleep(0.01)
 
 
@@ -45,7 +45,7 @@ def test_stop_requeues_the_running_job(tmp_path: Path) -> None:
     service.stop()
     reopened = JobService(tmp_path, runner=runner)
     try:
-        assert reopened.store.get(job.id).status == "queued"
+        assert reopened.queue.get(job.id).status == "queued"
         runner.hold.set()
         reopened.start()
         wait_status(reopened, job.id, "succeeded")
@@ -63,10 +63,10 @@ def test_stop_can_fail_the_running_job_instead(tmp_path: Path) -> None:
     service.stop()
     store_view = JobService(tmp_path, runner=runner)
     try:
-        stopped = store_view.store.get(job.id)
+        stopped = store_view.queue.get(job.id)
         assert stopped.status == "failed" and "interrupted" in stopped.error
     finally:
-        store_view.store.close()
+        store_view.stop()
 
 
 def test_retention_removes_old_jobs_and_files(tmp_path: Path) -> None:
@@ -80,9 +80,9 @@ def test_retention_removes_old_jobs_and_files(tmp_path: Path) -> None:
         assert (tmp_path / "outputs" / job.id / "out.txt").is_file()
         time.sleep(0.01)  # older than the (tiny) retention period
         assert service.apply_retention() == [job.id]
-        assert service.store.get(job.id) is None and not (tmp_path / "outputs" / job.id).exists()
+        assert service.queue.get(job.id) is None and not (tmp_path / "outputs" / job.id).exists()
     finally:
         service.stop()
     kept = JobService(tmp_path / "other", runner=runner)
     assert kept.apply_retention() == []  # off by default
-    kept.store.close()
+    kept.stop()

@@ -17,7 +17,6 @@ sys.path.insert(0, str(Path(__file__).parent))  # the helpers module beside this
 
 from server_live import FakeRunner, LiveServer, make_config
 
-from sdrest.jobs.tasks import run_task
 from sdrest.server.app import create_app
 
 SD1_LORA = [
@@ -97,5 +96,5 @@ def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_server(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> Iterator[LiveServer]:
     """One live server with the real runner, shared by a test module (the model loads once)."""
     tmp = tmp_path_factory.mktemp("server")
-    with LiveServer(create_app(make_config(tmp, synthetic_models), runner=run_task)) as live:
+    with LiveServer(create_app(make_config(tmp, synthetic_models), )) as live:
         yield live

@@ -17,6 +17,7 @@ from PIL import Image
 from sdrest.config import ServerConfig, validate
 from sdrest.jobs.outputs import a1111_parameters, save_png
 from sdrest.jobs.tasks import TaskContext, TaskResult
+from sdrest.server.serving import HeaderTimeoutH11, Server
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -31,7 +32,7 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+        self.server = Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, http=HeaderTimeoutH11))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.client = httpx.Client(base_url=self.url, timeout=60)
 
@@ -49,6 +50,11 @@ class LiveServer:
     @property
     def state(self) -> Any:
         return self.app.state.sdrest
+
+    @property
+    def queue(self) -> Any:
+        """The server's job queue."""
+        return self.state.queue
 
 
 def until(condition: Callable[[], Any], timeout: float, message: str, interval: float = 0.02) -> Any:

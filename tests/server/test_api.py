@@ -119,20 +119,20 @@ def test_missing_companion_is_refused_before_queueing(fake_server: LiveServer) -
     assert all(role in error["message"] for role in ("vae", "clip_l", "t5xxl"))
     load = client.post("/api/models/diffusion_models/flux-dev/load")
     assert load.status_code == 422 and "vae" in load.json()["error"]["message"]
-    assert not fake_server.state.jobs.store.list_jobs()  # nothing was queued
+    assert not fake_server.queue.list_jobs()  # nothing was queued
     write_model(root, "vae/ae.safetensors", FLUX_VAE)
     write_model(root, "text_encoders/clip/clip_l.safetensors", CLIP_L)
     client.post("/api/models/refresh")
     still = client.post("/api/generate/text2img", json={**request, "model": "flux-dev"})  # by file name too
     assert still.status_code == 422 and still.json()["error"]["field"] == "t5xxl_model"
     assert "needs companion files the models dir lacks: t5xxl (t5xxl_model)" in still.json()["error"]["message"]
-    assert not fake_server.state.jobs.store.list_jobs()
+    assert not fake_server.queue.list_jobs()
     write_model(root, "text_encoders/t5xxl/t5.safetensors",
                 [("shared.weight", (32128, 4096)), ("encoder.block.0.layer.0.SelfAttention.q.weight", (4096, 4096))])
     client.post("/api/models/refresh")
     accepted = client.post("/api/generate/text2img", json=request)
     assert accepted.status_code == 202, accepted.text
-    context = fake_server.state.jobs.store.get(accepted.json()["job_id"]).params["_context"]
+    context = fake_server.queue.get(accepted.json()["job_id"]).params["_context"]
     assert set(context) == {"diffusion_model", "vae", "clip_l", "t5xxl"}
     assert context["vae"].endswith("vae/ae.safetensors") and context["t5xxl"].endswith("t5.safetensors")
 

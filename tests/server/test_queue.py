@@ -76,7 +76,7 @@ def test_poll_download_thumbnail_and_png_metadata(fake_server: LiveServer) -> No
     thumb = client.get(job["outputs"][0]["url"].split("?")[0], params={"thumb": 1, "size": 32})
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
     assert max(Image.open(io.BytesIO(thumb.content)).size) == 32
-    cached = fake_server.state.jobs.thumbs_dir / job["id"] / "000.32.webp"
+    cached = fake_server.state.thumbs_dir / job["id"] / "000.32.webp"
     assert cached.is_file()
     assert client.get(job["outputs"][0]["url"].split("?")[0], params={"thumb": 1, "size": 32}).content == thumb.content
     assert client.get(f"/api/queue/job/{job['id']}/output/..%2Fjobs.sqlite3").status_code == 404

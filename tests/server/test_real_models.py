@@ -102,17 +102,17 @@ def test_upscale(real_server: LiveServer) -> None:
 
 def test_load_unload_and_switch(real_server: LiveServer) -> None:
     client = real_server.client
-    metrics = real_server.state.jobs.metrics
+    queue = real_server.queue
     sd1 = client.get("/api/models", params={"search": "sd1.safetensors"}).json()["models"][0]
     assert sd1["id"] == "checkpoints/sd1"  # an id with a "/": the routes take it as a path
     assert client.post("/api/models/checkpoints/sd1/load", timeout=300).json()["loaded"] is True
     assert client.get("/api/models/checkpoints/sd1").json()["loaded"] is True
-    loads = metrics.counter("model_loads_total", kind="diffusion")
+    loads = queue.metric("model_loads_total", kind="diffusion")
     assert wait_job(client, client.post("/api/generate/text2img", json=TINY).json()["job_id"])["status"] == "succeeded"
-    assert metrics.counter("model_loads_total", kind="diffusion") == loads  # kept loaded between jobs
+    assert queue.metric("model_loads_total", kind="diffusion") == loads  # kept loaded between jobs
     switched = client.post("/api/generate/text2img", json={**TINY, "taesd_model": "taesd"}).json()["job_id"]
     assert wait_job(client, switched)["status"] == "succeeded"
-    assert metrics.counter("model_loads_total", kind="diffusion") == loads + 1  # other companions: a new context
+    assert queue.metric("model_loads_total", kind="diffusion") == loads + 1  # other companions: a new context
     assert client.post(f"/api/models/{sd1['id']}/unload").json()["loaded"] is False
     assert client.get("/api/status").json()["loaded_models"] == [] or all(
         m["kind"] != "diffusion" for m in client.get("/api/status").json()["loaded_models"])

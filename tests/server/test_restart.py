@@ -28,12 +28,12 @@ def free_port() -> int:
 class ServeProcess:
     """``python -m sdrest serve`` in a subprocess."""
 
-    def __init__(self, models: Path, data: Path, log: Path, env: dict[str, str]) -> None:
+    def __init__(self, models: Path, data: Path, log: Path, env: dict[str, str], *extra: str) -> None:
         self.port = free_port()
         self.log = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sdrest", "serve", "--models-dir", str(models), "--data-dir", str(data),
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", *extra],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=log.parent,
             env={k: v for k, v in env.items() if not k.startswith("SDREST_") or "SYNTHETIC" in k})
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
@@ -82,7 +82,8 @@ def test_kill_9_then_restart_and_clean_stop(tmp_path: Path, synthetic_models: Pa
     finally:
         assert server.close(signal.SIGKILL) == -signal.SIGKILL
 
-    server = ServeProcess(synthetic_models, data, log, child_env)
+    # a third attempt allowed, so the clean stop below re-queues the job instead of failing it
+    server = ServeProcess(synthetic_models, data, log, child_env, "--max-attempts", "3")
     try:
         client = server.client
         finished = client.get(f"/api/queue/job/{done}").json()

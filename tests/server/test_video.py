@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from server_live import LiveServer, make_config
 
-from sdrest.jobs.tasks import run_task
 from sdrest.server.app import create_app
 from sdrest.testing import synthetic
 
@@ -26,7 +25,7 @@ def wan_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
         (models / folder).mkdir()
         os.link(source, models / folder / Path(source).name)
     tmp = tmp_path_factory.mktemp("wan-server")
-    with LiveServer(create_app(make_config(tmp, models), runner=run_task)) as live:
+    with LiveServer(create_app(make_config(tmp, models), )) as live:
         yield live
 
 

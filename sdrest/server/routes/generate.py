@@ -68,7 +68,7 @@ async def _respond(request: Request, state: ServerState, prepared: Prepared) -> 
             if done.status == "failed":
                 return JSONResponse({**body, "error": {"code": "job_failed", "message": done.error}}, status_code=500)
             return JSONResponse(body, status_code=status)
-        job = state.jobs.store.get(job.id) or job
+        job = state.queue.get(job.id) or job
     body = {"job_id": job.id, "id": job.id, "status": job.status, "kind": job.kind, "queue_position": job.position,
             "status_url": f"/api/queue/job/{job.id}", "events_url": f"/api/queue/job/{job.id}/events",
             "outputs": output_urls(job)}

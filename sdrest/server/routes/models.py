@@ -15,6 +15,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sdrest.jobs.queue import LOAD, UNLOAD, ControlTimeout
 from sdrest.models.companions import resolve
 from sdrest.models.detect import KINDS
 from sdrest.models.registry import FOLDER_KINDS, ModelEntry
@@ -49,7 +50,7 @@ def _entry(state: ServerState, model_id: str, field: str = "model_id") -> ModelE
 
 
 def _loaded_paths(state: ServerState) -> set[str]:
-    return {p for item in state.jobs.loaded_models() for p in item["files"].values()}
+    return {p for item in state.loaded_models() for p in item["files"].values()}
 
 
 def _describe(entry: ModelEntry, loaded: set[str]) -> dict[str, Any]:
@@ -105,19 +106,32 @@ async def get_model(request: Request) -> JSONResponse:
                              companions=_companions(state, entry)))
 
 
-async def _load(state: ServerState, entry: ModelEntry) -> dict[str, Any]:
-    from sdrest.errors import NativeError
-
-    models = state.jobs.models
-    if entry.kind == "esrgan":
-        task: Any = (models.upscaler, entry.path)
-    else:
-        task = (models.diffusion, state.parser.context_files(entry, field="model_id"))
+async def _control(state: ServerState, action: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """A load or unload sent to the workers through the queue; 503 when no worker answers."""
     try:
-        await anyio.to_thread.run_sync(*task)
-    except (NativeError, ValueError, OSError) as exc:
-        raise ApiError(422, f"cannot load {entry.id}: {exc}", field="model_id", code="load_failed") from None
-    return {"id": entry.id, "name": display_name(entry), "loaded": True}
+        return await anyio.to_thread.run_sync(lambda: state.queue.control(action, args))
+    except ControlTimeout as exc:
+        raise ApiError(503, f"the workers did not answer: {exc}", code="unavailable") from None
+
+
+async def _load(state: ServerState, entry: ModelEntry) -> dict[str, Any]:
+    if entry.kind == "esrgan":
+        args: dict[str, Any] = {"kind": "upscaler", "files": {"esrgan": entry.path}}
+    else:
+        args = {"kind": "diffusion", "files": state.parser.context_files(entry, field="model_id")}
+    replies = await _control(state, LOAD, args)
+    failed = [r for r in replies if not r.get("ok")]
+    if failed:
+        raise ApiError(422, f"cannot load {entry.id}: {failed[0].get('error')}", field="model_id",
+                       code="load_failed")
+    return {"id": entry.id, "name": display_name(entry), "loaded": True, "worker": replies[0]["worker"],
+            "seconds": replies[0].get("seconds")}
+
+
+async def _unload(state: ServerState, entry: ModelEntry) -> bool:
+    """Unload ``entry`` from every worker holding it; True if one did."""
+    replies = await _control(state, UNLOAD, {"path": entry.path})
+    return any(r.get("unloaded") for r in replies)
 
 
 async def load_model(request: Request) -> JSONResponse:
@@ -128,8 +142,7 @@ async def load_model(request: Request) -> JSONResponse:
 async def unload_model(request: Request) -> JSONResponse:
     state = state_of(request)
     entry = _entry(state, request.path_params["model_id"])
-    done = await anyio.to_thread.run_sync(state.jobs.models.unload, entry.path)
-    if not done:
+    if not await _unload(state, entry):
         raise ApiError(409, f"{entry.id} is not loaded", field="model_id", code="not_loaded")
     return JSONResponse({"id": entry.id, "name": display_name(entry), "loaded": False})
 
@@ -170,9 +183,10 @@ async def stats(request: Request) -> JSONResponse:
     return JSONResponse({"total": len(entries), "total_size": sum(e.size for e in entries), "by_type": by_type,
                          "mismatches": sum(1 for e in entries if e.mismatch),
                          "hashed": sum(1 for e in entries if e.hashes is not None),
-                         "loaded": state.jobs.loaded_models(), "scanned_at": state.scanned_at,
+                         "loaded": [dict(item, files={k: state.relative(v) for k, v in item["files"].items()})
+                                    for item in state.loaded_models()], "scanned_at": state.scanned_at,
                          "scan_seconds": round(scan.seconds, 4) if scan else 0.0,
-                         "loads": state.jobs.metrics.counter("model_loads_total", kind="diffusion")})
+                         "loads": state.queue.metric("model_loads_total", kind="diffusion")})
 
 
 async def refresh(request: Request) -> JSONResponse:
@@ -200,7 +214,7 @@ async def batch(request: Request) -> JSONResponse:
                 await _load(state, entry)
                 ok = True
             else:
-                ok = await anyio.to_thread.run_sync(state.jobs.models.unload, entry.path)
+                ok = await _unload(state, entry)
             results.append({"model": ref, "success": bool(ok)})
         except ApiError as exc:
             results.append({"model": ref, "success": False, "error": exc.message})
@@ -311,9 +325,9 @@ def routes() -> list[ApiRoute]:
                  request={"type": "object", "required": ["models"], "properties": {
                      "models": {"type": "array", "items": {"type": "string"}}}}),
         ApiRoute("/api/models/{model_id:path}/load", load_model, methods=["POST"], summary="Load a model",
-                 tag="models", errors=(404, 422)),
+                 tag="models", errors=(404, 422, 503)),
         ApiRoute("/api/models/{model_id:path}/unload", unload_model, methods=["POST"], summary="Unload a model",
-                 tag="models", errors=(404, 409, 422)),
+                 tag="models", errors=(404, 409, 422, 503)),
         ApiRoute("/api/models/{model_id:path}", get_model, methods=["GET"], summary="One model", tag="models",
                  errors=(404, 422), response=obj),
     ]

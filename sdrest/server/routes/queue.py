@@ -24,7 +24,7 @@ JOB_SCHEMA: Schema = {"type": "object", "required": ["id", "status", "kind"], "p
 
 
 def _job(state: ServerState, job_id: str) -> Job:
-    job = state.jobs.store.get(job_id) if safe_name(job_id) else None
+    job = state.queue.get(job_id) if safe_name(job_id) else None
     if job is None:
         raise ApiError(404, f"no job {job_id!r}", field="job_id")
     return job
@@ -38,13 +38,13 @@ def _job_body(job: Job) -> dict:
 
 async def queue_status(request: Request) -> JSONResponse:
     state = state_of(request)
-    store = state.jobs.store
     limit = min(max(int(request.query_params.get("limit", "100") or 100), 1), 1000)
-    active = store.list_jobs(statuses=[RUNNING]) + store.list_jobs(statuses=[QUEUED], limit=limit)
-    recent = store.list_jobs(statuses=list(FINISHED), limit=20, newest_first=True)
-    counts = store.counts()
+    queue = state.queue
+    active = queue.list_jobs(statuses=[RUNNING]) + queue.list_jobs(statuses=[QUEUED], limit=limit)
+    recent = queue.list_jobs(statuses=list(FINISHED), limit=20, newest_first=True)
+    counts = queue.counts()
     return JSONResponse({"queue_size": counts[QUEUED], "running": counts[RUNNING], "counts": counts,
-                         "limit": state.jobs.queue.limit, "jobs": [_job_body(j) for j in active],
+                         "limit": queue.limit, "jobs": [_job_body(j) for j in active],
                          "recent": [_job_body(j) for j in recent]})
 
 
@@ -62,12 +62,12 @@ async def cancel_job(request: Request) -> JSONResponse:
     job = _job(state, job_id)
     if job.status in FINISHED:
         raise ApiError(409, f"job {job_id} already {job.status}", field="job_id", code="already_finished")
-    result = state.jobs.queue.cancel(job_id)
+    result = state.queue.cancel(job_id)
     return JSONResponse({"job_id": job_id, "status": "cancelled" if result == "cancelled" else "cancelling"})
 
 
 async def clear_queue(request: Request) -> JSONResponse:
-    ids = state_of(request).jobs.queue.clear()
+    ids = state_of(request).queue.clear()
     return JSONResponse({"cleared": len(ids), "job_ids": ids})
 
 
@@ -91,7 +91,7 @@ async def job_output(request: Request) -> Response:
     name = request.path_params["filename"]
     if not safe_name(name) or name not in job.outputs:
         raise ApiError(404, f"job {job.id} has no output {name!r}", field="filename")
-    path = state.jobs.outputs_dir / job.id / name
+    path = state.outputs_dir / job.id / name
     if not path.is_file():
         raise ApiError(404, f"output {name!r} is missing on disk", field="filename")
     if request.query_params.get("thumb", "").lower() in ("1", "true", "yes"):
@@ -101,7 +101,7 @@ async def job_output(request: Request) -> Response:
             raise invalid("size", "expected an integer") from None
         if not 16 <= size <= 2048:
             raise invalid("size", "must be between 16 and 2048")
-        thumb = await anyio.to_thread.run_sync(thumbnail, path, state.jobs.thumbs_dir / job.id, size)
+        thumb = await anyio.to_thread.run_sync(thumbnail, path, state.thumbs_dir / job.id, size)
         return FileResponse(thumb, media_type="image/webp",
                             headers={"Cache-Control": "public, max-age=31536000, immutable"})
     media = _TYPES.get(path.suffix.lower(), "application/octet-stream")

@@ -7,6 +7,7 @@ import platform
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import anyio
 import psutil
@@ -16,30 +17,39 @@ from starlette.responses import JSONResponse, PlainTextResponse
 import sdrest
 from sdrest.jobs.store import QUEUED, RUNNING
 from sdrest.server.spec import ApiRoute
-from sdrest.server.state import state_of
+from sdrest.server.state import ServerState, state_of
 
 
 async def health(request: Request) -> JSONResponse:
+    """200 while the server takes requests (``degraded`` while a worker restarts), 503 once it stops."""
     state = state_of(request)
-    workers = [w.alive for w in state.jobs.workers]
-    ok = all(workers) and not state.stopping.is_set()
-    return JSONResponse({"status": "ok" if ok else "unavailable", "workers_alive": sum(workers),
-                         "version": sdrest.__version__}, status_code=200 if ok else 503)
+    workers = state.queue.workers()
+    alive = sum(1 for w in workers if w.alive)
+    stopping = state.stopping.is_set()
+    status = "stopping" if stopping else ("ok" if workers and alive == len(workers) else "degraded")
+    return JSONResponse({"status": status, "workers_alive": alive, "workers": len(workers),
+                         "version": sdrest.__version__}, status_code=503 if stopping else 200)
 
 
 async def status(request: Request) -> JSONResponse:
     state = state_of(request)
-    counts = state.jobs.store.counts()
+    counts = state.queue.counts()
     return JSONResponse({
         "status": "stopping" if state.stopping.is_set() else "running",
         "uptime_seconds": round(time.time() - state.started_at, 3),
-        "queue": {"queued": counts[QUEUED], "running": counts[RUNNING], "limit": state.jobs.queue.limit},
+        "queue": {"queued": counts[QUEUED], "running": counts[RUNNING], "limit": state.queue.limit},
         "jobs": counts,
-        "loaded_models": state.jobs.loaded_models(),
-        "running_jobs": state.jobs.queue.running_ids(),
-        "workers": [{"name": w.name, "alive": w.alive, "current_job": w.current} for w in state.jobs.workers],
-        "models_dir": str(state.config.models_dir) if state.config.models_dir else None,
+        "loaded_models": _loaded(state),
+        "running_jobs": state.queue.running_ids(),
+        "workers": [w.to_dict() for w in state.queue.workers()],
+        "models_dir": state.config.models_dir.name if state.config.models_dir else None,
     })
+
+
+def _loaded(state: ServerState) -> list[dict]:
+    """What the workers hold, with file paths relative to the models dir."""
+    return [dict(item, files={k: state.relative(v) for k, v in item["files"].items()})
+            for item in state.loaded_models()]
 
 
 def _gpus() -> list[dict]:
@@ -68,14 +78,9 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _system_info() -> dict:
-    from sdrest.system import sdcpp_version, system_info
-
+def _system_info(capabilities: dict) -> dict:
     mem = psutil.virtual_memory()
     proc = psutil.Process()
-    info = system_info()
-    backends = [name for name in ("CUDA", "Vulkan", "Metal", "SYCL", "OpenCL", "HIP") if f"{name} = 1" in info
-                or name.lower() in info.lower() and "cpu" not in name.lower()]
     return {
         "cpu": {"model": platform.processor() or platform.machine(), "logical_cores": psutil.cpu_count(),
                 "physical_cores": psutil.cpu_count(logical=False), "usable_threads": sdrest.available_physical_cores(),
@@ -83,25 +88,29 @@ def _system_info() -> dict:
         "memory": {"total_mb": mem.total // 2**20, "available_mb": mem.available // 2**20,
                    "process_rss_mb": proc.memory_info().rss // 2**20},
         "gpu": _gpus(),
-        "backend": backends[0] if backends else "CPU",
-        "sdcpp": {"system_info": info, **sdcpp_version()},
+        "backend": capabilities.get("backend", "CPU"),
+        "sdcpp": {"system_info": capabilities.get("system_info", ""), **capabilities.get("sdcpp", {})},
         "platform": {"system": platform.system(), "release": platform.release(),
                      "python": platform.python_version(), "pid": os.getpid()},
     }
 
 
 async def system(request: Request) -> JSONResponse:
-    return JSONResponse(await anyio.to_thread.run_sync(_system_info))
+    return JSONResponse(await anyio.to_thread.run_sync(_system_info, state_of(request).queue.capabilities()))
 
 
 async def config(request: Request) -> JSONResponse:
-    return JSONResponse(state_of(request).config.to_dict())
+    """The settings, folders by name only (clients never see server paths)."""
+    settings = state_of(request).config.to_dict()
+    for key in ("models_dir", "data_dir"):
+        if settings.get(key):
+            settings[key] = Path(settings[key]).name
+    return JSONResponse(settings)
 
 
 async def version(request: Request) -> JSONResponse:
-    from sdrest.system import sdcpp_version
-
-    return JSONResponse({"version": sdrest.__version__, "sdcpp": sdcpp_version(), "api": "native/1"})
+    sdcpp = state_of(request).queue.capabilities().get("sdcpp", {})
+    return JSONResponse({"version": sdrest.__version__, "sdcpp": sdcpp, "api": "native/1"})
 
 
 async def restart(request: Request) -> JSONResponse:
@@ -112,20 +121,23 @@ async def restart(request: Request) -> JSONResponse:
         return JSONResponse({"error": {"code": "unavailable", "message": "restart needs `sdrest serve`"}},
                             status_code=503)
     state.restart_requested = True
+    state.stopping.set()
     server.should_exit = True
     return JSONResponse({"status": "restarting"}, status_code=202)
 
 
 async def metrics(request: Request) -> PlainTextResponse:
     state = state_of(request)
-    counts = state.jobs.store.counts()
+    counts = state.queue.counts()
+    workers = state.queue.workers()
     gauges = {"queue_depth": counts[QUEUED], "jobs_running": counts[RUNNING],
-              "models_loaded": len(state.jobs.loaded_models()),
+              "models_loaded": len(state.loaded_models()), "workers_alive": sum(1 for w in workers if w.alive),
+              "worker_restarts": sum(w.restarts for w in workers),
               "uptime_seconds": round(time.time() - state.started_at, 3),
               "process_resident_memory_bytes": psutil.Process().memory_info().rss}
     for name, value in counts.items():
         gauges[f"jobs_stored_{name}"] = value
-    text = state.jobs.metrics.render(gauges)
+    text = state.queue.render_metrics(gauges)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sdrest.jobs.store import QUEUED
 from sdrest.server.errors import ApiError, invalid
 from sdrest.server.requests import Fields, decode_image, read_json
 from sdrest.server.spec import ApiRoute
@@ -107,7 +108,7 @@ async def estimate(request: Request) -> JSONResponse:
     batch = f.integer("batch_count", 1, 1, state.config.max_batch) or 1
     work = width * height * steps * batch
     rates = []
-    for params, seconds in state.jobs.store.durations(kind, limit=50):
+    for params, seconds in state.queue.durations(kind, limit=50):
         done = (params.get("width") or 512) * (params.get("height") or 512) * (params.get("steps") or 1) * \
                (params.get("batch_count") or 1)
         if seconds > 0 and done:
@@ -115,10 +116,10 @@ async def estimate(request: Request) -> JSONResponse:
     seconds = sum(rates) / len(rates) * work if rates else None
     latent = width * height // 64 * 4 * 4 * batch
     memory_mb = round((latent * 40) / 2**20 + 64, 1)
-    ahead = state.jobs.store.queued_count()
+    ahead = state.queue.counts()[QUEUED]
     return JSONResponse({"type": kind, "estimated_seconds": round(seconds, 3) if seconds is not None else None,
                          "based_on_jobs": len(rates), "estimated_memory_mb": memory_mb,
-                         "queue_wait_seconds": round(ahead * state.jobs.seconds_per_job(), 3)})
+                         "queue_wait_seconds": round(ahead * state.queue.seconds_per_job(), 3)})
 
 
 def _encode(image: Image.Image, fmt: str) -> dict[str, Any]:
