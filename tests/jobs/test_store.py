@@ -80,3 +80,20 @@ def test_clear_and_retention(store: JobStore) -> None:
     assert store.delete_finished_before(time.time() - 3600) == []
     assert sorted(store.delete_finished_before(time.time() + 1)) == sorted(ids)
     assert store.counts()[CANCELLED] == 0
+
+
+def test_recovery_stops_requeueing_at_the_attempt_limit(tmp_path: Path) -> None:
+    """A job interrupted again and again (a crash loop) runs at most ``max_attempts`` times."""
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    job = store.create("txt2img", {})
+    for attempt in (1, 2):
+        assert store.claim_next("w0").attempts == attempt
+        assert store.recover_interrupted(requeue=True, max_attempts=3) == [job.id]
+        assert store.get(job.id).status == QUEUED
+    store.claim_next("w0")
+    assert store.recover_interrupted(requeue=True, max_attempts=3) == [job.id]
+    failed = store.get(job.id)
+    assert failed.status == FAILED and failed.attempts == 3
+    assert failed.error == "interrupted: the server stopped while it ran; not run again after 3 attempt(s)"
+    assert store.claim_next("w0") is None
+    store.close()
