@@ -54,7 +54,7 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # the one source of truth for models: ids, kinds, companions, hashes (cached in the data dir)
         registry = Registry(config.models_dir or config.data_dir / "models",
-                            cache_path=config.data_dir / "models-cache.json")
+                            cache_path=config.data_dir / "models-cache.json", links=config.models_links)
         jobs = JobService(config.data_dir, workers=config.workers, queue_limit=config.queue_limit,
                           requeue_interrupted=config.on_interrupted == "requeue", n_threads=config.n_threads,
                           idle_unload_seconds=config.idle_unload_seconds, memory_budget_mb=config.memory_budget_mb,
