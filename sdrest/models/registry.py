@@ -288,12 +288,13 @@ class Registry:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _inside(self, path: str) -> bool:
-        """True when ``path``, links resolved, is the models dir or below it."""
+    def _inside(self, path: str) -> bool | None:
+        """True when ``path``, links resolved, is the models dir or below it; None when the links
+        cannot be resolved (a loop, a missing target)."""
         try:
             real = os.path.realpath(path, strict=True)
         except OSError:
-            return False
+            return None
         return real == str(self.root) or real.startswith(self._root_prefix)
 
     def _walk(self) -> tuple[list[_Found], list[Template], list[Skipped]]:
@@ -331,7 +332,7 @@ class Registry:
                 rel = f"{folder_rel}/{de.name}" if folder_rel else de.name
                 ext = os.path.splitext(de.name)[1].lower()
                 is_link = de.is_symlink()
-                if is_link and inside_only and not self._inside(de.path):
+                if is_link and inside_only and self._inside(de.path) is False:  # None: broken, said below
                     if ext in MODEL_EXTENSIONS or _may_be_folder(de):
                         skipped.append(Skipped(rel, _OUTSIDE))
                     continue
@@ -380,7 +381,7 @@ class Registry:
         """A diffusers folder's parts (often links into a download cache) all resolve inside the root."""
         for part, _prefix, _required in DIFFUSERS_PARTS:
             path = os.path.join(folder, part)
-            if os.path.lexists(path) and not self._inside(path):
+            if os.path.lexists(path) and self._inside(path) is False:
                 return False
         return True
 
@@ -502,7 +503,7 @@ class Registry:
         if os.path.isdir(entry.path):
             raise IsADirectoryError(f"{entry.id} is a folder; hash its files")
         changed = FileChanged(f"{entry.id} changed since the last scan; rescan the models dir")
-        if self.links == "inside" and not self._inside(entry.path):
+        if self.links == "inside" and self._inside(entry.path) is not True:
             raise changed  # a link retargeted out of the models dir after the scan
         try:
             # the file hashed is the one scanned: same size, mtime and (device, inode), checked on the open file
