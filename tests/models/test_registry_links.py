@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sdrest.models import FileChanged, detect
+from sdrest.models import FileChanged, ModelInfo, detect
 from sdrest.models.registry import Registry, ScanReport
 from sdrest.testing.headers import state_dict_pickle, write_gguf, write_safetensors
 
@@ -66,7 +66,7 @@ def assert_no_bytes(text: str, data: bytes, marker: str | None = None) -> None:
             assert shown not in text, f"the planted number {shown} is in {text!r}"
         return
     printable = data.decode("latin-1")
-    for start in range(0, min(len(printable), 64)):
+    for start in range(min(len(printable), 64)):
         run = printable[start : start + 6]
         if len(run) == 6 and run.isprintable() and not run.isspace():
             assert run not in text, f"{run!r} of the file is in {text!r}"
@@ -99,7 +99,7 @@ def scan_within(reg: Registry, seconds: float = 30) -> ScanReport:
     def run() -> None:
         try:
             box["report"] = reg.scan()
-        except BaseException as exc:  # re-raised below, in the test's thread
+        except Exception as exc:  # noqa: BLE001 - re-raised below, in the test's thread
             box["error"] = exc
 
     worker = threading.Thread(target=run, daemon=True)
@@ -159,7 +159,7 @@ def test_rescans_do_not_read_a_non_model_again(models_dir: Path, secret: Path) -
     (models_dir / "lora" / "passwd.safetensors").symlink_to(secret)
     calls: list[str] = []
 
-    def counting(path: str):  # noqa: ANN202 - detect's own type
+    def counting(path: str) -> ModelInfo:
         calls.append(path)
         return detect(path)
 
