@@ -478,3 +478,22 @@ def test_a_gguf_model_linked_in_is_listed(models_dir: Path, tmp_path: Path) -> N
     reg = Registry(models_dir)
     reg.scan()
     assert reg.get("vae/linked").kind == "vae"
+
+
+def test_models_cli_reports_skipped_files_and_takes_links(models_dir: Path, secret: Path, elsewhere: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from sdrest.cli import main
+
+    (models_dir / "lora" / "passwd.safetensors").symlink_to(secret)
+    (models_dir / "lora" / "ink.safetensors").symlink_to(elsewhere / "loras" / "ink.safetensors")
+    assert main(["models", str(models_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "lora/ink " in captured.out and "passwd" not in captured.out
+    assert "skipped lora/passwd.safetensors: not a model file" in captured.err
+    assert_no_bytes(captured.err, SECRET)
+    assert main(["models", str(models_dir), "--links", "inside", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "lora/ink" not in {m["id"] for m in data["models"]}
+    reasons = {s["rel_path"]: s["reason"] for s in data["skipped"]}
+    assert "out of the models dir" in reasons["lora/ink.safetensors"]
+    assert "out of the models dir" in reasons["lora/passwd.safetensors"]
