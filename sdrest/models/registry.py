@@ -231,6 +231,7 @@ class Registry:
         self._entries: dict[str, ModelEntry] = {}  # rel_path -> entry (model files only)
         self._rejected: dict[str, ModelEntry] = {}  # rel_path -> what detect said of a file that is no model
         self._by_id: dict[str, ModelEntry] = {}
+        self._skipped: dict[str, Skipped] = {}  # rel_path -> why the last scan left it out
         self._templates: dict[str, Template] = {}
         self._root_prefix = os.path.join(str(self.root), "")
         self._load_cache()
@@ -279,6 +280,7 @@ class Registry:
             report.changed = [new[r].id for r in report.changed]
             report.removed = [old[r].id for r in removed]
             report.skipped = sorted(skipped, key=lambda k: k.rel_path)
+            self._skipped = {k.rel_path: k for k in report.skipped}
             self._entries = new
             self._rejected = rejected
             self._by_id = {e.id: e for e in new.values()}
@@ -427,6 +429,31 @@ class Registry:
                 ids = ", ".join(sorted(e.id for e in hits))
                 raise KeyError(f"{name!r} is ambiguous: {ids}")
             raise KeyError(f"no model named {name!r}")
+
+    def skipped(self) -> list[Skipped]:
+        """What the last scan left out (files that are not models, refused or broken links), by path."""
+        with self._lock:
+            return list(self._skipped.values())
+
+    def find_skipped(self, name: str) -> Skipped:
+        """A file the last scan left out, named as :meth:`find` names entries (relative path with or
+        without extension, or a unique file name with or without it); :class:`KeyError` otherwise."""
+        with self._lock:
+            if name in self._skipped:
+                return self._skipped[name]
+            low = name.lower()
+            exact, named = [], []
+            for s in self._skipped.values():
+                path = PurePosixPath(s.rel_path)
+                stem = str(path.with_suffix("")) if path.suffix.lower() in MODEL_EXTENSIONS else s.rel_path
+                if name == stem:
+                    exact.append(s)
+                elif low in (path.name.lower(), PurePosixPath(stem).name.lower()):
+                    named.append(s)
+            hits = exact or named
+            if len(hits) == 1:
+                return hits[0]
+            raise KeyError(f"{name!r} is ambiguous" if hits else f"nothing skipped is named {name!r}")
 
     def search(
         self,

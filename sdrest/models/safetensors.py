@@ -53,10 +53,10 @@ _OTHER_DTYPES: dict[str, int] = {
 
 def _header_bounds(r: HeaderReader) -> int:
     if r.size <= 8:
-        raise NotThisFormat(f"not a safetensors file: {r.size} bytes is too short")
+        raise NotThisFormat("not a safetensors file: 8 bytes or fewer")
     (n,) = struct.unpack("<Q", r.read(8, "header size"))
     if n >= r.size:
-        raise NotThisFormat(f"not a safetensors file: its header size is beyond the file's {r.size} bytes")
+        raise NotThisFormat("not a safetensors file: its header size is beyond the end of the file")
     if n <= 2:
         raise NotThisFormat("not a safetensors file: its header size is too small")
     if n > MAX_HEADER_SIZE:

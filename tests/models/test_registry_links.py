@@ -153,6 +153,16 @@ def test_link_to_a_non_model_file_is_not_listed_nor_hashable(models_dir: Path, s
         with pytest.raises(KeyError):
             reg.hashes(stem)
     assert reg.search("passwd").total == 0
+    # why they are left out can be asked, by the names find() takes
+    assert reg.find_skipped("checkpoints/passwd").rel_path == "checkpoints/passwd.safetensors"
+    assert reg.find_skipped("passwd.ckpt").rel_path == "lora/passwd.ckpt"
+    assert reg.find_skipped("passwd.pth").rel_path == "passwd.pth"
+    assert reg.find_skipped("embeddings/passwd").rel_path == "embeddings/passwd.pt"
+    assert {s.rel_path for s in reg.skipped()} >= set(PASSWD_LINKS)
+    with pytest.raises(KeyError, match="ambiguous"):
+        reg.find_skipped("passwd")  # passwd.pth and passwd.bin, side by side
+    with pytest.raises(KeyError, match="nothing skipped"):
+        reg.find_skipped("checkpoints/v1-5-pruned-emaonly")  # a model is not skipped
 
 
 def test_rescans_do_not_read_a_non_model_again(models_dir: Path, secret: Path) -> None:

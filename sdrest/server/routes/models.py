@@ -8,7 +8,7 @@ routes that take one use Starlette's ``path`` converter; requests may also name 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
@@ -228,7 +228,20 @@ async def validate(request: Request) -> JSONResponse:
     if not isinstance(ref, str):
         raise invalid("model", "required")
     await anyio.to_thread.run_sync(state.rescan)  # stats only; a changed file is read again
-    return JSONResponse(_validation(state, _entry(state, ref, field="model")))
+    try:
+        entry = _entry(state, ref, field="model")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        try:  # a file the scan left out (not a model, a refused link): say why, never what it holds
+            refused = state.registry.find_skipped(ref)
+        except KeyError:
+            raise exc from None
+        path = PurePosixPath(refused.rel_path)
+        return JSONResponse({"id": str(path.with_suffix("")), "name": path.stem, "type": "unknown",
+                             "architecture": None, "format": None, "quantization": None, "load_as": None,
+                             "valid": False, "problems": [refused.reason], "companions": None})
+    return JSONResponse(_validation(state, entry))
 
 
 async def convert(request: Request) -> JSONResponse:
