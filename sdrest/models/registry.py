@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sdrest.models.detect import ModelInfo, detect
+from sdrest.models.detect import ModelInfo, detect, read_error
 from sdrest.models.hashing import FileChanged, Hashes, _Event, file_hashes
 from sdrest.models.reader import DIFFUSERS_PARTS, is_diffusers_folder
 from sdrest.models.templates import TEMPLATE_EXTENSIONS, TEMPLATE_FOLDERS, Template
@@ -258,10 +258,14 @@ class Registry:
                 prev = old.get(f.rel) or old_rejected.get(f.rel)
                 if prev is not None and _same_file(prev, f):
                     prev.path = f.path
+                    dirty = dirty or prev.file_id != f.file_id  # known now (a cache written before had none)
                     prev.file_id = f.file_id
                     entry = prev
                 else:
-                    info = self._detect(f.path)
+                    try:
+                        info = self._detect(f.path)
+                    except OSError as exc:  # gone, or a link retargeted, since the walk
+                        info = ModelInfo(path=f.path, format=None, size=f.size, error=read_error(exc))
                     entry = ModelEntry("", f.path, f.rel, _folder_of(f.rel), f.size, f.mtime_ns, info, file_id=f.file_id)
                     dirty = True
                 if not is_model_file(entry.info):

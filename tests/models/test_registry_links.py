@@ -507,3 +507,20 @@ def test_models_cli_reports_skipped_files_and_takes_links(models_dir: Path, secr
     reasons = {s["rel_path"]: s["reason"] for s in data["skipped"]}
     assert "out of the models dir" in reasons["lora/ink.safetensors"]
     assert "out of the models dir" in reasons["lora/passwd.safetensors"]
+
+
+def test_a_link_that_breaks_between_the_walk_and_the_read_does_not_stop_the_scan(models_dir: Path,
+                                                                                 elsewhere: Path) -> None:
+    target = elsewhere / "loras" / "ink.safetensors"
+    (models_dir / "lora" / "ink.safetensors").symlink_to(target)
+
+    def detect_after_removal(path: str) -> ModelInfo:
+        if path.endswith("ink.safetensors"):
+            target.unlink()  # the race: gone after the walk saw it
+        return detect(path)
+
+    reg = Registry(models_dir, detector=detect_after_removal)
+    report = reg.scan()
+    assert "lora/ink" not in ids(reg) and "lora/marblesh" in ids(reg)
+    reason = skipped(report)["lora/ink.safetensors"]
+    assert reason.startswith("not a model file: cannot read the file") and str(elsewhere) not in reason
