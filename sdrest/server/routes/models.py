@@ -282,6 +282,8 @@ async def hash_models(request: Request) -> JSONResponse:
         refs = [refs]
     if not isinstance(refs, list) or not refs or len(refs) > 100:
         raise invalid("models", "expected a list of model ids (1 to 100)")
+    # stats only: a file changed since the last scan is read again, so the job hashes what was checked
+    await anyio.to_thread.run_sync(state.rescan)
     entries = [_entry(state, str(r), field="models") for r in refs]
     for e in entries:
         if Path(e.path).is_dir():
