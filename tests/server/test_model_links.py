@@ -165,3 +165,14 @@ def test_models_links_inside_refuses_links_leading_out(hardened_server: LiveServ
     job = wait_job(client, accepted.json()["job_id"])
     raw = (linked_models / "lora" / "style.safetensors").read_bytes()
     assert job["result"]["hashes"]["lora/alias"]["sha256"] == hashlib.sha256(raw).hexdigest()
+
+
+def test_models_links_setting_is_read_and_checked() -> None:
+    from sdrest.config import load_config
+
+    assert load_config(environ={}).models_links == "follow"
+    assert load_config(environ={"SDREST_MODELS_LINKS": "inside"}).models_links == "inside"
+    assert load_config(flags={"models_links": "follow"}, environ={"SDREST_MODELS_LINKS": "inside"}).models_links \
+        == "follow"
+    with pytest.raises(ValueError, match="models_links"):
+        load_config(environ={"SDREST_MODELS_LINKS": "outside"})
