@@ -88,6 +88,7 @@ _CACHE_VERSION = 2  # 2: non-model files cached apart, file identities, the link
 _OUTSIDE = "a link leading out of the models dir (refused: links=inside)"
 _BROKEN = "a link that cannot be followed (a loop, or its target is missing)"
 _SEEN_FOLDER = "a link to a folder already scanned"
+_ANCESTOR = "a link to a folder that holds the models dir (a loop)"
 _SORT_KEYS: dict[str, Callable[[ModelEntry], Any]] = {
     "id": lambda e: e.id.lower(),
     "name": lambda e: e.name.lower(),
@@ -308,7 +309,8 @@ class Registry:
 
         Breadth first, names sorted, real folders before folders reached through a link: a folder
         is scanned once (by device and inode), under the first path found in that order, so links
-        that loop or duplicate a folder add nothing and the ids stay stable.
+        that loop or duplicate a folder add nothing and the ids stay stable. A folder link to the
+        models dir or above it is not followed (it would scan the models dir's surroundings).
         """
         models: list[_Found] = []
         templates: list[Template] = []
@@ -357,6 +359,10 @@ class Registry:
                         if found is not None:
                             models.append(found)
                         continue
+                    if is_link and self._holds_root(de.path):
+                        # `up -> ..`, `all -> /`: the models dir again, and everything around it
+                        skipped.append(Skipped(rel, _ANCESTOR))
+                        continue
                     (linked_dirs if is_link else real_dirs).append((de.path, rel))
                     continue
                 if not is_file:
@@ -382,6 +388,14 @@ class Registry:
         models.sort(key=lambda f: f.rel)
         templates.sort(key=lambda t: t.id)
         return models, templates, skipped
+
+    def _holds_root(self, path: str) -> bool:
+        """True when the folder ``path`` leads to (links resolved) is the models dir or one above it."""
+        try:
+            real = os.path.realpath(path, strict=True)
+        except OSError:
+            return False
+        return self._root_prefix.startswith(os.path.join(real, ""))
 
     def _parts_inside(self, folder: str) -> bool:
         """A diffusers folder's parts (often links into a download cache) all resolve inside the root."""

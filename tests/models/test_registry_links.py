@@ -280,12 +280,20 @@ def test_link_loops_end(models_dir: Path) -> None:
     (models_dir / "lora" / "pong.safetensors").symlink_to("ping.safetensors")
     (models_dir / "vae" / "circle").symlink_to("circle", target_is_directory=True)  # a folder link to itself
     (models_dir / "aaa").symlink_to("lora", target_is_directory=True)  # sorts before the real lora/
+    (models_dir / "vae" / "everything").symlink_to(models_dir.parent, target_is_directory=True)  # above the root
+    (models_dir.parent / "beside.safetensors").write_bytes((models_dir / "lora" / "marblesh.safetensors").read_bytes())
     for policy in ("follow", "inside"):
         looped = Registry(models_dir, links=policy)
         report = scan_within(looped)
         assert ids(looped) == plain, policy  # the real folders win; the loops add nothing
         reasons = skipped(report)
-        assert reasons["checkpoints/up"] == reasons["here"] == reasons["aaa"] == "a link to a folder already scanned"
+        assert reasons["aaa"] == "a link to a folder already scanned"
+        for rel in ("checkpoints/up", "here"):
+            assert reasons[rel] == "a link to a folder that holds the models dir (a loop)", (policy, rel)
+        if policy == "follow":
+            assert reasons["vae/everything"] == "a link to a folder that holds the models dir (a loop)"
+        else:
+            assert "out of the models dir" in reasons["vae/everything"]
         for rel in ("lora/self.safetensors", "lora/ping.safetensors", "lora/pong.safetensors"):
             assert "cannot be followed" in reasons[rel]
 
