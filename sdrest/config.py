@@ -59,6 +59,8 @@ class ServerConfig:
     max_batch: int = _setting(16, "largest batch_count accepted")
     default_model: str | None = _setting(None, "model used when a request names none")
     log_level: str = _setting("info", "log level", ("debug", "info", "warning", "error"))
+    models_links: str = _setting("follow", "links in the models dir: follow them all, or only those whose target "
+                                 "is inside the models dir (hardened installs)", ("follow", "inside"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy (paths as strings)."""

@@ -35,6 +35,7 @@ class WorkerSpec:
     n_threads: int | None
     idle_unload_seconds: float
     memory_budget_mb: int
+    models_links: str = "follow"
     log_level: str = "info"
 
     def to_json(self) -> str:
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     registry = None
     roots = [data]
     if spec.models_dir is not None:
-        registry = Registry(Path(spec.models_dir), cache_path=Path(spec.models_cache) if spec.models_cache else None)
+        registry = Registry(Path(spec.models_dir), cache_path=Path(spec.models_cache) if spec.models_cache else None,
+                            links=spec.models_links)
         roots.insert(0, Path(spec.models_dir))
     models = ModelCache(n_threads=spec.n_threads, idle_seconds=spec.idle_unload_seconds,
                         memory_budget_mb=spec.memory_budget_mb)

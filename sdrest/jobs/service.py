@@ -36,7 +36,8 @@ class JobService:
                  queue_limit: int = 100, requeue_interrupted: bool = True, max_attempts: int = 2,
                  n_threads: int | None = None, idle_unload_seconds: float = 0.0, memory_budget_mb: int = 0,
                  retention_days: float = 0.0, cancel_grace_seconds: float = 10.0, job_timeout_seconds: float = 0.0,
-                 models_dir: Path | None = None, models_cache: Path | None = None, log_level: str = "info",
+                 models_dir: Path | None = None, models_cache: Path | None = None, models_links: str = "follow",
+                 log_level: str = "info",
                  runner: Runner | None = None, model_loader: ModelLoader | None = None,
                  registry: Registry | None = None) -> None:
         self.data_dir = data_dir
@@ -56,7 +57,7 @@ class JobService:
             for index, device in enumerate(slots):
                 spec = WorkerSpec(f"worker-{index}", device, str(data_dir), str(models_dir) if models_dir else None,
                                   str(models_cache) if models_cache else None, n_threads, idle_unload_seconds,
-                                  memory_budget_mb, log_level)
+                                  memory_budget_mb, models_links, log_level)
                 self.hosts.append(WorkerProcess(spec, self.queue, cancel_grace=cancel_grace_seconds,
                                                 job_timeout=job_timeout_seconds))
             return

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from sdrest.models.companions import CompanionSet, resolve
 from sdrest.models.detect import KINDS, Companion, ModelInfo, detect
-from sdrest.models.hashing import Hashes
-from sdrest.models.registry import ModelEntry, Page, Registry, ScanReport
+from sdrest.models.hashing import FileChanged, Hashes
+from sdrest.models.registry import ModelEntry, Page, Registry, ScanReport, Skipped
 from sdrest.models.templates import Template, TemplateError
 from sdrest.models.tensors import FormatError, TensorInfo, TensorTable
 
@@ -24,6 +24,7 @@ __all__ = [
     "KINDS",
     "Companion",
     "CompanionSet",
+    "FileChanged",
     "FormatError",
     "Hashes",
     "ModelEntry",
@@ -31,6 +32,7 @@ __all__ = [
     "Page",
     "Registry",
     "ScanReport",
+    "Skipped",
     "Template",
     "TemplateError",
     "TensorInfo",

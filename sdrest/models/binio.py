@@ -2,7 +2,9 @@
 
 A reader never trusts a length it finds in a file: every read is checked against
 the file's size first, so a damaged header gives a :class:`FormatError`, never a
-huge allocation or a hang. Reads are unbuffered, either exact (a format whose
+huge allocation or a hang. Its messages name what was being read and where (an
+offset, the bytes left), never a length or any other value taken from the file:
+a file that is not a model (a link to ``/etc/passwd``) must not show its bytes. Reads are unbuffered, either exact (a format whose
 header length is known up front) or with a small read-ahead that grows with what
 was read (4 KiB, doubling to 1 MiB), so bytes read stay below twice the header
 plus 4 KiB: the tensor data behind a header is never read in bulk.
@@ -63,15 +65,17 @@ class HeaderReader:
         return self.size - self.pos
 
     def read(self, n: int, what: str = "data") -> bytes:
-        """Exactly ``n`` bytes, or :class:`FormatError` naming ``what`` was cut short."""
+        """Exactly ``n`` bytes, or :class:`FormatError` naming ``what`` was cut short.
+
+        ``what`` goes into the message as it is: callers pass a fixed label (``"tensor 3 name"``),
+        never a name or value read from the file.
+        """
         start = self._buf_pos
         if 0 <= n <= len(self._buf) - start:  # fast path: already buffered
             self._buf_pos = start + n
             return self._buf[start : start + n]
         if n < 0 or n > self.remaining:
-            raise FormatError(
-                f"truncated: {what} needs {n} bytes at offset {self.pos}, the file has {self.remaining} left"
-            )
+            raise self._past_end(what)
         avail = len(self._buf) - self._buf_pos
         parts = [self._buf[self._buf_pos :]]
         need = n - avail
@@ -89,9 +93,7 @@ class HeaderReader:
     def skip(self, n: int, what: str = "data") -> None:
         """Move ``n`` bytes forward (checked against the file's end, nothing read when past the buffer)."""
         if n < 0 or n > self.remaining:
-            raise FormatError(
-                f"truncated: {what} needs {n} bytes at offset {self.pos}, the file has {self.remaining} left"
-            )
+            raise self._past_end(what)
         avail = len(self._buf) - self._buf_pos
         if n <= avail:
             self._buf_pos += n
@@ -100,6 +102,12 @@ class HeaderReader:
         self._buf, self._buf_pos = b"", 0
         self._f.seek(target)
         self._file_pos = target
+
+    def _past_end(self, what: str) -> FormatError:
+        # the length asked for came from the file: it is not part of the message
+        return FormatError(
+            f"truncated: {what} at offset {self.pos} runs past the end of the file ({self.remaining} bytes left)"
+        )
 
     def _raw_read(self, n: int) -> bytes:
         chunks = []

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from sdrest.models.companions import resolve
 from sdrest.models.detect import KINDS, ModelInfo, detect
-from sdrest.models.registry import Registry
+from sdrest.models.registry import LINK_POLICIES, Registry
 
 __all__ = ["format_table", "human_size", "register", "run_detect", "run_models"]
 
@@ -48,6 +48,12 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument("--desc", action="store_true", help="sort descending")
     m.add_argument("--cache", metavar="FILE", help="keep detection results in this JSON file between runs")
+    m.add_argument(
+        "--links",
+        default=os.environ.get("SDREST_MODELS_LINKS", "follow"),
+        choices=LINK_POLICIES,
+        help="follow every link, or only those leading inside DIR (default: $SDREST_MODELS_LINKS or follow)",
+    )
     m.set_defaults(func=run_models)
 
 
@@ -106,10 +112,10 @@ def run_detect(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def run_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """``sdrest models``: scan a models dir and list it."""
+    """``sdrest models``: scan a models dir and list it (files that are not models go to stderr)."""
     out = out or sys.stdout
-    registry = Registry(args.dir, cache_path=args.cache)
-    registry.scan()
+    registry = Registry(args.dir, cache_path=args.cache, links=args.links)
+    report = registry.scan()
     page = registry.search(args.search, kind=args.kind, architecture=args.arch, sort=args.sort, descending=args.desc)
     missing: dict[str, list[str]] = {}
     for e in page.items:
@@ -121,7 +127,8 @@ def run_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
             d = e.to_dict()
             d["missing_companions"] = missing.get(e.id, [])
             data.append(d)
-        json.dump({"root": str(registry.root), "total": page.total, "models": data}, out, indent=2)
+        skipped = [s.to_dict() for s in report.skipped]
+        json.dump({"root": str(registry.root), "total": page.total, "models": data, "skipped": skipped}, out, indent=2)
         out.write("\n")
         return 0
     rows = []
@@ -135,4 +142,6 @@ def run_models(args: argparse.Namespace, out: TextIO | None = None) -> int:
     headers = ["id", "kind", "architecture", "quant", "size", "missing / notes"]
     out.write(format_table(headers, rows) + "\n")
     out.write(f"{page.total} model(s) in {registry.root}\n")
+    for refused in report.skipped:
+        sys.stderr.write(f"skipped {refused.rel_path}: {refused.reason}\n")
     return 0

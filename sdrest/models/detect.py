@@ -134,7 +134,7 @@ def detect(path: str | os.PathLike[str]) -> ModelInfo:
     """Read the header of a model file (or diffusers folder) and tell what it is.
 
     Never raises for a bad file: a file that cannot be read gives ``kind="unknown"``
-    with ``error`` saying why. Raises :class:`FileNotFoundError` only when there is no
+    with ``error`` saying why (without quoting the file: see :func:`read_error`). Raises :class:`FileNotFoundError` only when there is no
     such path.
     """
     p = Path(path)
@@ -143,8 +143,25 @@ def detect(path: str | os.PathLike[str]) -> ModelInfo:
     try:
         table = read_tensors(p)
     except (FormatError, OSError, RecursionError, MemoryError) as exc:
-        return ModelInfo(path=str(p), format=None, size=size, error=str(exc) or type(exc).__name__)
+        return ModelInfo(path=str(p), format=None, size=size, error=read_error(exc))
     return detect_table(table, path=str(p), size=size)
+
+
+def read_error(exc: BaseException) -> str:
+    """Why a header could not be read, in words that never quote the file.
+
+    The readers' :class:`FormatError` messages are written that way; an :class:`OSError` is
+    reduced to its reason (its text would carry the path), the rest to what went wrong.
+    """
+    if isinstance(exc, FormatError):
+        return str(exc) or "unreadable header"
+    if isinstance(exc, OSError):
+        return f"cannot read the file: {exc.strerror or type(exc).__name__}"
+    if isinstance(exc, RecursionError):
+        return "the header nests too deeply to read"
+    if isinstance(exc, MemoryError):
+        return "the header is too large to read"
+    return type(exc).__name__
 
 
 def _folder_size(p: Path) -> int:

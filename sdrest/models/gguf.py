@@ -3,6 +3,10 @@
 Follows ggml's ``gguf.cpp`` (versions 2 and 3, little-endian; ``general.alignment``;
 data section aligned after the tensor infos). Lengths from the file are checked
 against the file's size before anything is allocated.
+
+Errors never quote the file: keys and tensors are named by their position
+(``key 3``, ``tensor 12``), and no length, count, type id or version read from
+it appears in a message.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class ArraySummary:
 def _string(r: HeaderReader, what: str) -> str:
     n = r.u64(f"{what} length")
     if n > _MAX_STRING:
-        raise FormatError(f"{what}: string length {n} exceeds the GGUF maximum")
+        raise FormatError(f"{what}: string length exceeds the GGUF maximum")
     return r.read(n, what).decode("utf-8", errors="replace")
 
 
@@ -74,6 +78,7 @@ def _type_name(t: int) -> str:
 
 
 def _value(r: HeaderReader, vtype: int, key: str) -> Any:
+    """One metadata value of type ``vtype``; ``key`` is a fixed label for messages (``"value of key 3"``)."""
     if vtype in _SCALARS:
         fmt = _SCALARS[vtype][0]
         return r.unpack(fmt, key)[0]
@@ -83,12 +88,12 @@ def _value(r: HeaderReader, vtype: int, key: str) -> Any:
         etype = r.u32(f"{key} array type")
         n = r.u64(f"{key} array length")
         if n > _MAX_ARRAY:
-            raise FormatError(f"{key}: array length {n} exceeds the GGUF maximum")
+            raise FormatError(f"{key}: array length exceeds the GGUF maximum")
         if etype in _SCALARS:
             fmt = _SCALARS[etype][0]
             size = struct.calcsize(fmt)
             if n * size > r.remaining:
-                raise FormatError(f"truncated: array '{key}' of {n} items runs past the end of the file")
+                raise FormatError(f"truncated: {key}, an array, runs past the end of the file")
             if n > _ARRAY_KEEP:
                 r.skip(n * size, key)
                 return ArraySummary(_type_name(etype), n)
@@ -96,7 +101,7 @@ def _value(r: HeaderReader, vtype: int, key: str) -> Any:
             return [v[0] for v in struct.iter_unpack(fmt, data)]
         if etype == _STRING:
             if n * 8 > r.remaining:
-                raise FormatError(f"truncated: array '{key}' of {n} strings runs past the end of the file")
+                raise FormatError(f"truncated: {key}, an array of strings, runs past the end of the file")
             if n > _ARRAY_KEEP:
                 for _ in range(n):
                     r.skip(r.u64(f"{key} item length"), key)
@@ -105,8 +110,8 @@ def _value(r: HeaderReader, vtype: int, key: str) -> Any:
         if etype == _ARRAY:
             items = [_value(r, _ARRAY, key) for _ in range(n)]
             return items if n <= _ARRAY_KEEP else ArraySummary("array", n)
-        raise FormatError(f"key '{key}' holds an array of unknown GGUF type {etype}")
-    raise FormatError(f"key '{key}' has unknown GGUF type {vtype}")
+        raise FormatError(f"{key}: an array of an unknown GGUF type")
+    raise FormatError(f"{key}: unknown GGUF type")
 
 
 def read_gguf(path: str | os.PathLike[str]) -> TensorTable:
@@ -130,53 +135,53 @@ def _read(r: HeaderReader, table: TensorTable) -> None:
     if version == 1:
         raise FormatError("GGUF version 1 is no longer supported by ggml")
     if version == 0 or version & 0xFFFF == 0 or version > 3:
-        raise FormatError(f"unsupported GGUF version {version}")
+        raise FormatError("unsupported GGUF version (ggml reads versions 2 and 3)")
     n_tensors = r.u64("tensor count")
     n_kv = r.u64("key/value count")
     # each tensor info takes at least 8+4+4+8 bytes, each key/value at least 8+4 bytes
     if n_tensors * 24 > r.remaining or n_kv * 12 > r.remaining:
-        raise FormatError(f"header claims {n_tensors} tensors and {n_kv} keys, more than the file can hold")
+        raise FormatError("the header claims more tensors or keys than the file can hold")
     table.metadata["gguf.version"] = version
     alignment = GGUF_DEFAULT_ALIGNMENT
-    for _ in range(n_kv):
-        key = _string(r, "key")
-        vtype = r.u32(f"type of '{key}'")
-        value = _value(r, vtype, key)
+    for index in range(n_kv):
+        key = _string(r, f"key {index}")
+        vtype = r.u32(f"type of key {index}")
+        value = _value(r, vtype, f"value of key {index}")
         if key in table.metadata:
-            raise FormatError(f"duplicate key '{key}'")
+            raise FormatError(f"key {index} repeats an earlier key")
         table.metadata[key] = value
         if key == "general.alignment":
             if vtype != 4 or not isinstance(value, int) or value <= 0 or value & (value - 1):
-                raise FormatError(f"general.alignment {value!r} is not a power of two (uint32)")
+                raise FormatError("general.alignment is not a power of two (uint32)")
             alignment = value
     infos: list[tuple[str, tuple[int, ...], int, int]] = []
     for i in range(n_tensors):
         name = _string(r, f"name of tensor {i}")
-        n_dims = r.u32(f"dimensions of '{name}'")
+        n_dims = r.u32(f"dimensions of tensor {i}")
         if n_dims > 64:
-            raise FormatError(f"tensor '{name}' claims {n_dims} dimensions")
+            raise FormatError(f"tensor {i} claims more than 64 dimensions")
         # the shape, the type and the offset in one read
-        *ne, type_id, offset = r.unpack(f"<{n_dims}qIQ", f"shape of '{name}'")
+        *ne, type_id, offset = r.unpack(f"<{n_dims}qIQ", f"shape of tensor {i}")
         if any(d < 0 for d in ne):
-            raise FormatError(f"tensor '{name}' has a negative dimension {ne}")
+            raise FormatError(f"tensor {i} has a negative dimension")
         if len(ne) > _MAX_DIMS:  # sd.cpp's fallback reader stacks the extra dims into the last
             ne = [*ne[: _MAX_DIMS - 1], math.prod(ne[_MAX_DIMS - 1 :])]
         infos.append((name, tuple(ne), type_id, offset))
     data_start = -(-r.pos // alignment) * alignment
     table.header_size = data_start
     end = data_start
-    for name, ne_t, type_id, offset in infos:
+    for i, (name, ne_t, type_id, offset) in enumerate(infos):
         gtype = ggml_type(type_id)
         n_el = math.prod(ne_t)
         if gtype is None:
-            raise FormatError(f"tensor '{name}' has unknown ggml type {type_id}")
+            raise FormatError(f"tensor {i} has an unknown ggml type")
         if ne_t and ne_t[0] % gtype.block_size:
             table.problems.append(
                 f"tensor '{name}': row of {ne_t[0]} elements is not a multiple of {gtype.name}'s block size"
             )
         nbytes = tensor_nbytes(gtype, n_el)
         if name in table.tensors:
-            raise FormatError(f"duplicate tensor name '{name}'")
+            raise FormatError(f"tensor {i} repeats the name of an earlier tensor")
         shape = tuple(reversed(ne_t))
         ne5 = tuple(list(ne_t) + [1] * (5 - len(ne_t)))
         table.add(TensorInfo(name, gtype.name, shape, ne5, nbytes, data_start + offset))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["HashCancelled", "Hashes", "file_hashes", "legacy_hash"]
+__all__ = ["FileChanged", "HashCancelled", "Hashes", "file_hashes", "legacy_hash"]
 
 _CHUNK = 1 << 20
 
@@ -26,6 +26,10 @@ class _Event(Protocol):
 
 class HashCancelled(Exception):
     """Hashing was stopped by its ``cancel`` event."""
+
+
+class FileChanged(OSError):
+    """The file is not the one expected (its size, mtime or identity differ): nothing was hashed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +57,24 @@ def file_hashes(
     *,
     progress: Callable[[int, int], None] | None = None,
     cancel: _Event | None = None,
+    expect: tuple[int, int, tuple[int, int] | None] | None = None,
 ) -> Hashes:
-    """Stream the file once and return its :class:`Hashes`."""
+    """Stream the file once and return its :class:`Hashes`.
+
+    ``expect`` = (size, mtime_ns, (device, inode) or None): the file opened must be that one
+    (checked on the open file, so a link retargeted in between is caught), else
+    :class:`FileChanged` before a byte is read.
+    """
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as f:
-        total = os.fstat(f.fileno()).st_size
+        st = os.fstat(f.fileno())
+        if expect is not None:
+            size, mtime_ns, file_id = expect
+            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) or (
+                file_id is not None and (st.st_dev, st.st_ino) != tuple(file_id)
+            ):
+                raise FileChanged("the file changed since it was scanned")
+        total = st.st_size
         done = 0
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
@@ -71,5 +88,6 @@ def file_hashes(
             done += n
             if progress is not None:
                 progress(done, total)
+        legacy = hashlib.sha256(os.pread(f.fileno(), 0x10000, 0x100000)).hexdigest()[:8]
     digest = h.hexdigest()
-    return Hashes(sha256=digest, autov2=digest[:10], legacy=legacy_hash(path))
+    return Hashes(sha256=digest, autov2=digest[:10], legacy=legacy)

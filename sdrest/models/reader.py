@@ -65,8 +65,9 @@ def _read_diffusers(folder: Path) -> TensorTable:
             sub = read_safetensors(part)
         except (OSError, FormatError) as exc:
             if required:
+                why = str(exc) if isinstance(exc, FormatError) else (exc.strerror or type(exc).__name__)
                 raise FormatError(
-                    f"diffusers folder without a readable {rel} (sd.cpp loads only that layout): {exc}"
+                    f"diffusers folder without a readable {rel} (sd.cpp loads only that layout): {why}"
                 ) from None
             continue
         table.bytes_read += sub.bytes_read

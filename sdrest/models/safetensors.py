@@ -3,6 +3,10 @@
 Mirrors stable-diffusion.cpp's ``safetensors_io.cpp``: what it accepts as
 safetensors, how it maps dtypes, folds 5-D shapes, and in which order it sees
 the tensors (sorted by name, as its JSON library stores objects).
+
+Errors never quote the file: not the header length found in its first 8 bytes
+(those may be ``root:x:0`` read as a number), not a tensor name or value from
+the JSON. A tensor is named by its position in the header instead.
 """
 
 from __future__ import annotations
@@ -49,14 +53,14 @@ _OTHER_DTYPES: dict[str, int] = {
 
 def _header_bounds(r: HeaderReader) -> int:
     if r.size <= 8:
-        raise NotThisFormat(f"not a safetensors file: {r.size} bytes is too short")
+        raise NotThisFormat("not a safetensors file: 8 bytes or fewer")
     (n,) = struct.unpack("<Q", r.read(8, "header size"))
     if n >= r.size:
-        raise NotThisFormat(f"not a safetensors file: header size {n} is beyond the file's {r.size} bytes")
+        raise NotThisFormat("not a safetensors file: its header size is beyond the end of the file")
     if n <= 2:
-        raise NotThisFormat(f"not a safetensors file: header size {n} is too small")
+        raise NotThisFormat("not a safetensors file: its header size is too small")
     if n > MAX_HEADER_SIZE:
-        raise FormatError(f"safetensors header of {n} bytes is larger than the {MAX_HEADER_SIZE} allowed")
+        raise FormatError(f"safetensors header is larger than the {MAX_HEADER_SIZE} bytes allowed")
     return int(n)
 
 
@@ -64,8 +68,11 @@ def _parse_header(raw: bytes) -> dict[str, Any]:
     text = raw.split(b"\0", 1)[0]  # sd.cpp parses the header as a C string
     try:
         header = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise NotThisFormat(f"safetensors header is not valid JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        # exc.msg may quote a character of the file ("Invalid \\escape: 'x'"): only the position is kept
+        raise NotThisFormat(f"safetensors header is not valid JSON (at byte {exc.pos})") from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError quotes the bad byte
+        raise NotThisFormat("safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise FormatError("safetensors header is not a JSON object")
     return header
@@ -86,8 +93,8 @@ def read_safetensors(path: str | os.PathLike[str]) -> TensorTable:
     if isinstance(meta, dict):
         table.metadata.update({str(k): v for k, v in meta.items()})
     end = 0
-    for name in sorted(header, key=lambda s: s.encode("utf-8", "surrogatepass")):
-        info = _tensor(name, header[name], table)
+    for index, name in enumerate(sorted(header, key=lambda s: s.encode("utf-8", "surrogatepass"))):
+        info = _tensor(name, header[name], table, index)
         if info is None:
             continue
         end = max(end, (info.offset or 0) + info.nbytes)
@@ -97,23 +104,25 @@ def read_safetensors(path: str | os.PathLike[str]) -> TensorTable:
     return table
 
 
-def _tensor(name: str, entry: Any, table: TensorTable) -> TensorInfo | None:
+def _tensor(name: str, entry: Any, table: TensorTable, index: int) -> TensorInfo | None:
+    # errors name the tensor by its position (in sorted order), never by what the file says
+    where = f"tensor {index} (in name order)"
     if not isinstance(entry, dict):
-        raise FormatError(f"tensor '{name}': header entry is not an object")
+        raise FormatError(f"{where}: header entry is not an object")
     dtype = entry.get("dtype")
     shape = entry.get("shape")
     offsets = entry.get("data_offsets")
     if not isinstance(dtype, str):
-        raise FormatError(f"tensor '{name}': missing dtype")
+        raise FormatError(f"{where}: missing dtype")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise FormatError(f"tensor '{name}': bad shape {shape!r}")
+        raise FormatError(f"{where}: bad shape (not a list of non-negative integers)")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
         or not all(isinstance(o, int) and o >= 0 for o in offsets)
         or offsets[1] < offsets[0]
     ):
-        raise FormatError(f"tensor '{name}': bad data_offsets {offsets!r}")
+        raise FormatError(f"{where}: bad data_offsets (not two ascending non-negative integers)")
     begin, stop = offsets
     n_el = math.prod(shape)
     if dtype in _DTYPES:
@@ -122,7 +131,7 @@ def _tensor(name: str, entry: Any, table: TensorTable) -> TensorInfo | None:
         our, esize = dtype.lower(), _OTHER_DTYPES[dtype]
         table.problems.append(f"unsupported dtype '{dtype}' (tensor '{name}')")
     else:
-        raise FormatError(f"tensor '{name}': unknown dtype '{dtype}'")
+        raise FormatError(f"{where}: unknown dtype")
     if dtype not in ("F4", "F6_E2M3", "F6_E3M2") and stop - begin != n_el * esize:
         table.problems.append(f"size mismatch for tensor '{name}' ({dtype})")
     if dtype == "U8":

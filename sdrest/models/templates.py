@@ -2,7 +2,9 @@
 
 A preset is a mapping of generation parameters; a prompt template is text (a
 ``.txt`` file, or a JSON/YAML file holding a string or ``{"prompt": ...}``).
-Files are parsed with safe loaders only and capped in size.
+Files are parsed with safe loaders only and capped in size. Errors say where a
+file fails to parse (line and column), never what it holds: parsers' own messages
+quote the text around the problem.
 """
 
 from __future__ import annotations
@@ -54,14 +56,22 @@ def load_template(path: str | os.PathLike[str]) -> Any:
         if p.stat().st_size > MAX_TEMPLATE_SIZE:
             raise TemplateError(f"{p.name}: larger than {MAX_TEMPLATE_SIZE} bytes")
         text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"{p.name}: {exc}") from None
+    except OSError as exc:
+        raise TemplateError(f"{p.name}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"{p.name}: not UTF-8 text (at byte {exc.start})") from None
     ext = p.suffix.lower()
     try:
         if ext == ".json":
             return json.loads(text)
         if ext in (".yaml", ".yml"):
             return yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise TemplateError(f"{p.name}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise TemplateError(f"{p.name}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise TemplateError(f"{p.name}: not valid YAML{where}") from None
+    except (ValueError, RecursionError, yaml.YAMLError):
+        raise TemplateError(f"{p.name}: not valid {ext[1:].upper()}") from None
     return text

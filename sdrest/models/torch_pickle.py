@@ -5,7 +5,8 @@ what sd.cpp accepts. It is an interpreter of pickle opcodes that builds plain
 values and never imports, calls or executes anything: ``GLOBAL`` only records a
 name, ``REDUCE`` only recognises ``torch._utils._rebuild_tensor(_v2)`` and
 ``collections.OrderedDict`` by that name and turns every other call into None.
-The standard library's ``pickle`` is not used at all.
+The standard library's ``pickle`` is not used at all. Errors say which opcode
+or structure failed and at which offset, never a byte, name or string of the pickle.
 """
 
 from __future__ import annotations
@@ -514,7 +515,7 @@ def _parse_state_dict(buf: bytes) -> StateDict:
             key = str(key_v.val) if key_v.kind in (_STR, _INT) else ""
             storage = _STORAGES.get(str(pitems[1].val))
             if not key or storage is None:
-                raise _fail(f"unsupported torch storage {pitems[1].val!r}")
+                raise _fail("unsupported torch storage type")
             numel = _int_val(pitems[4])
             result.storage_nbytes[key] = (numel * storage[1]) & 0xFFFFFFFFFFFFFFFF
             stack.append(_V(_STORAGE, (key, storage[0], storage[1])))
@@ -560,7 +561,7 @@ def _parse_state_dict(buf: bytes) -> StateDict:
             assert stack[-1].items is not None
             stack[-1].items.append(item)
         else:
-            raise _fail(f"unsupported torch pickle opcode 0x{op:02X} at offset {at}")
+            raise _fail(f"unsupported torch pickle opcode at offset {at}")
     raise _fail("unterminated torch state_dict pickle")
 
 

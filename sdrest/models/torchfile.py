@@ -4,6 +4,10 @@ Only the pickled state dict is read (through :mod:`sdrest.models.torch_pickle`,
 which executes nothing); storages are located from the zip's central directory
 or computed from the legacy layout, never read. Mirrors stable-diffusion.cpp's
 ``torch_zip_io.cpp`` and ``torch_legacy_io.cpp``.
+
+Errors never quote the file: not a zip member's name, a storage key or a tensor
+name (tensors are named by their position in the state dict), and not the
+``zipfile`` module's own messages, which may quote names from the archive.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ def read_torch_zip(path: str | os.PathLike[str]) -> TensorTable:
     try:
         try:
             zf = zipfile.ZipFile(raw)
-        except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as exc:
-            raise NotThisFormat(f"not a zip file: {exc}") from None
+        except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError):
+            raise NotThisFormat("not a zip file") from None
         with zf:
             entries = {info.filename: info for info in zf.infolist()}
             found = False
@@ -59,14 +63,14 @@ def read_torch_zip(path: str | os.PathLike[str]) -> TensorTable:
                     continue
                 found = True
                 if info.file_size > MAX_PICKLE_SIZE or info.file_size == 0:
-                    raise FormatError(f"'{info.filename}' has an unreadable size ({info.file_size} bytes)")
+                    raise FormatError("the zip's data.pkl is empty or too large to be a state dict")
                 try:
                     with zf.open(info) as f:
                         data = f.read(MAX_PICKLE_SIZE + 1)
-                except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError, ValueError) as exc:
-                    raise FormatError(f"failed to read '{info.filename}': {exc}") from None
+                except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError, ValueError):
+                    raise FormatError("the zip's data.pkl could not be read (damaged or compressed oddly)") from None
                 if len(data) > MAX_PICKLE_SIZE:
-                    raise FormatError(f"'{info.filename}' is larger than {MAX_PICKLE_SIZE} bytes")
+                    raise FormatError(f"the zip's data.pkl is larger than {MAX_PICKLE_SIZE} bytes")
                 table.header_size += info.compress_size
                 _add_zip_tensors(table, parse_state_dict(data), info.filename[:pos], entries)
             if not found:
@@ -78,16 +82,16 @@ def read_torch_zip(path: str | os.PathLike[str]) -> TensorTable:
 
 
 def _add_zip_tensors(table: TensorTable, state: StateDict, folder: str, entries: dict[str, zipfile.ZipInfo]) -> None:
-    for t in state.tensors:
+    for i, t in enumerate(state.tensors):
         entry_name = f"{folder}data/{t.storage_key}"
         entry = entries.get(entry_name)
         if entry is None:
-            raise FormatError(f"storage entry '{entry_name}' was not found")
+            raise FormatError(f"the storage of tensor {i} is not in the zip")
         storage_size = state.storage_nbytes.get(t.storage_key)
         if storage_size is not None and entry.file_size < storage_size:
-            raise FormatError(f"storage entry '{entry_name}' is smaller than pickle metadata")
+            raise FormatError(f"the storage of tensor {i} is smaller than its pickle says")
         if t.offset + t.nbytes > entry.file_size:
-            raise FormatError(f"tensor '{t.name}' exceeds storage entry '{entry_name}'")
+            raise FormatError(f"tensor {i} runs past the end of its storage")
         offset = None
         if entry.compress_type == zipfile.ZIP_STORED:
             offset = entry.header_offset + 30 + len(entry.orig_filename.encode()) + t.offset
@@ -168,17 +172,17 @@ def _read_legacy(
     # storages follow in sorted key order, each behind an 8-byte header
     offsets: dict[str, int] = {}
     cur = data_start
-    for key in sorted(state.storage_nbytes):
+    for index, key in enumerate(sorted(state.storage_nbytes)):
         nbytes = state.storage_nbytes[key]
         if cur + _LEGACY_STORAGE_HEADER + nbytes > file_size:
-            raise FormatError(f"storage '{key}' runs past the end of the file (truncated?)")
+            raise FormatError(f"storage {index} (in key order) runs past the end of the file (truncated?)")
         offsets[key] = cur + _LEGACY_STORAGE_HEADER
         cur += _LEGACY_STORAGE_HEADER + nbytes
-    for t in state.tensors:
+    for i, t in enumerate(state.tensors):
         base = offsets.get(t.storage_key)
         if base is None:
-            raise FormatError(f"tensor '{t.name}' uses unknown storage '{t.storage_key}'")
+            raise FormatError(f"tensor {i} uses an unknown storage")
         if t.offset + t.nbytes > state.storage_nbytes[t.storage_key]:
-            raise FormatError(f"tensor '{t.name}' exceeds its storage")
+            raise FormatError(f"tensor {i} runs past the end of its storage")
         table.add(_tensor_info(t, base + t.offset))
     table.data_size = cur - data_start

@@ -68,15 +68,16 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # the one source of truth for models: ids, kinds, companions, hashes (cached in the data dir)
         cache = config.data_dir / "models-cache.json"
-        registry = Registry(config.models_dir or config.data_dir / "models", cache_path=cache)
+        registry = Registry(config.models_dir or config.data_dir / "models", cache_path=cache,
+                            links=config.models_links)
         jobs = JobService(config.data_dir, devices=config.device_list, workers_per_device=config.workers,
                           queue_limit=config.queue_limit, requeue_interrupted=config.on_interrupted == "requeue",
                           max_attempts=config.max_attempts, n_threads=config.n_threads,
                           idle_unload_seconds=config.idle_unload_seconds, memory_budget_mb=config.memory_budget_mb,
                           retention_days=config.retention_days, cancel_grace_seconds=config.cancel_grace_seconds,
                           job_timeout_seconds=config.job_timeout_seconds, models_dir=registry.root,
-                          models_cache=cache, log_level=config.log_level, runner=runner, model_loader=model_loader,
-                          registry=registry)
+                          models_cache=cache, models_links=config.models_links, log_level=config.log_level,
+                          runner=runner, model_loader=model_loader, registry=registry)
         state = ServerState(config=config, queue=jobs.queue, registry=registry, parser=None)  # type: ignore[arg-type]
         state.loop = asyncio.get_running_loop()
         await anyio.to_thread.run_sync(state.rescan)

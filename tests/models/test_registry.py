@@ -46,13 +46,35 @@ def test_scan_ids_kinds_and_hints(models_dir: Path) -> None:
     assert reg.get("text_encoders/clip/clip_l").info.text_encoder_type == "clip_l"
 
 
-def test_unreadable_file_in_a_model_folder(models_dir: Path) -> None:
+def test_unreadable_file_in_a_model_folder_is_skipped(models_dir: Path) -> None:
     (models_dir / "lora" / "broken.safetensors").write_bytes(b"\x00" * 10)
+    det = CountingDetector()
+    reg = Registry(models_dir, detector=det)
+    report = reg.scan()
+    with pytest.raises(KeyError):
+        reg.get("lora/broken")
+    assert "lora/broken" not in report.added
+    (skipped,) = [s for s in report.skipped if s.rel_path == "lora/broken.safetensors"]
+    assert skipped.reason.startswith("not a model file: ")
+    # the verdict is cached like a model's: a rescan does not read the file again, and still reports it
+    calls = len(det.calls)
+    again = reg.scan()
+    assert len(det.calls) == calls
+    assert [s.rel_path for s in again.skipped] == ["lora/broken.safetensors"]
+    # once it holds a model's header, it is listed
+    write_safetensors(models_dir / "lora" / "broken.safetensors", [("a.lora_down.weight", (4, 768)),
+                                                                   ("a.lora_up.weight", (768, 4))])
+    assert reg.scan().added == ["lora/broken"]
+    assert reg.get("lora/broken").kind == "lora"
+
+
+def test_model_file_of_an_unknown_kind_is_listed(models_dir: Path) -> None:
+    write_safetensors(models_dir / "vae" / "mystery.safetensors", [("something.else", (4, 4))])
     reg = Registry(models_dir)
     reg.scan()
-    e = reg.get("lora/broken")
-    assert e.kind == "unknown" and e.info.error
-    assert e.mismatch is not None and "unreadable" in e.mismatch
+    e = reg.get("vae/mystery")
+    assert e.kind == "unknown" and e.info.error is None
+    assert e.mismatch == "in vae/ but sdrest does not know this kind of model"
 
 
 def test_same_stem_keeps_extensions(models_dir: Path) -> None:
@@ -193,10 +215,20 @@ def test_diffusers_folder_is_one_entry(tmp_path: Path) -> None:
     assert reg.get("checkpoints/sd15-diffusers").architecture == "SD 1.x"
 
 
+def write_random_model(path: Path, data_bytes: int) -> None:
+    """A LoRA header followed by ``data_bytes`` of random tensor data (not sparse: hashes must see it)."""
+    rank = 8
+    width = data_bytes // (2 * rank * 2)
+    size = write_safetensors(path, [("a.lora_down.weight", (rank, width)), ("a.lora_up.weight", (width, rank))])
+    header = size - 2 * rank * width * 2
+    with open(path, "r+b") as f:
+        f.seek(header)
+        f.write(os.urandom(size - header))
+
+
 def test_hashes(models_dir: Path) -> None:
     path = models_dir / "lora" / "big.safetensors"
-    with open(path, "wb") as f:
-        f.write(os.urandom(1 << 20) + os.urandom(200_000))
+    write_random_model(path, (1 << 20) + 200_000)
     reg = Registry(models_dir)
     reg.scan()
     raw = path.read_bytes()
@@ -223,8 +255,7 @@ def test_hashes_can_be_cancelled(models_dir: Path) -> None:
     from sdrest.models.hashing import HashCancelled
 
     path = models_dir / "lora" / "big.safetensors"
-    with open(path, "wb") as f:
-        f.write(os.urandom(3 << 20))
+    write_random_model(path, 3 << 20)
     reg = Registry(models_dir)
     reg.scan()
     stop = threading.Event()

@@ -8,7 +8,7 @@ routes that take one use Starlette's ``path`` converter; requests may also name 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
@@ -242,7 +242,20 @@ async def validate(request: Request) -> JSONResponse:
     if not isinstance(ref, str):
         raise invalid("model", "required")
     await anyio.to_thread.run_sync(state.rescan)  # stats only; a changed file is read again
-    return JSONResponse(_validation(state, _entry(state, ref, field="model")))
+    try:
+        entry = _entry(state, ref, field="model")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        try:  # a file the scan left out (not a model, a refused link): say why, never what it holds
+            refused = state.registry.find_skipped(ref)
+        except KeyError:
+            raise exc from None
+        path = PurePosixPath(refused.rel_path)
+        return JSONResponse({"id": str(path.with_suffix("")), "name": path.stem, "type": "unknown",
+                             "architecture": None, "format": None, "quantization": None, "load_as": None,
+                             "valid": False, "problems": [refused.reason], "companions": None})
+    return JSONResponse(_validation(state, entry))
 
 
 async def convert(request: Request) -> JSONResponse:
@@ -283,6 +296,8 @@ async def hash_models(request: Request) -> JSONResponse:
         refs = [refs]
     if not isinstance(refs, list) or not refs or len(refs) > 100:
         raise invalid("models", "expected a list of model ids (1 to 100)")
+    # stats only: a file changed since the last scan is read again, so the job hashes what was checked
+    await anyio.to_thread.run_sync(state.rescan)
     entries = [_entry(state, str(r), field="models") for r in refs]
     for e in entries:
         if Path(e.path).is_dir():
