@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from sdrest.jobs.events import Event, EventBus, Subscription
@@ -28,6 +29,14 @@ from sdrest.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobStore
 
 #: Control actions a worker understands.
 CANCEL, LOAD, UNLOAD, STOP = "cancel", "load", "unload", "stop"
+
+
+def relative_paths(text: str, roots: Sequence[Path]) -> str:
+    """``text`` with every absolute path under one of ``roots`` made relative to it (no server paths leak)."""
+    for root in roots:
+        prefix = str(root).rstrip("/") + "/"
+        text = text.replace(prefix, "")
+    return text
 
 
 class QueueFull(Exception):
@@ -140,13 +149,14 @@ class LocalQueue:
     """
 
     def __init__(self, store: JobStore, bus: EventBus, metrics: Metrics, *, limit: int,
-                 requeue_interrupted: bool = True, max_attempts: int = 2) -> None:
+                 requeue_interrupted: bool = True, max_attempts: int = 2, roots: Sequence[Path] = ()) -> None:
         self._store = store
         self._bus = bus
         self._metrics = metrics
         self.limit = limit
         self.requeue_interrupted = requeue_interrupted
         self.max_attempts = max_attempts
+        self.roots = tuple(roots)  # stripped from paths in published events
         self._cond = threading.Condition()
         self._closed = False
         self._running: dict[str, str] = {}  # job id -> worker name
@@ -394,8 +404,10 @@ class LocalQueue:
                 self._metrics.inc("model_unloads_total", kind=kind)
             elif change == "load_failed":
                 self._metrics.inc("model_load_errors_total")
-            self._bus.publish({"type": "model", "job_id": None, "change": change, "worker": worker,
-                               **{k: v for k, v in info.items() if k in ("kind", "files", "seconds", "error")}})
+            files = {k: relative_paths(v, self.roots) for k, v in dict(info.get("files") or {}).items()}
+            self._bus.publish({"type": "model", "job_id": None, "change": change, "worker": worker, "files": files,
+                               **{k: v for k, v in info.items() if k in ("kind", "seconds")},
+                               **({"error": relative_paths(str(info["error"]), self.roots)} if "error" in info else {})})
 
     def controls(self, worker: str, timeout: float) -> Control | None:
         """The next control message for ``worker``; None after ``timeout`` seconds."""

@@ -48,7 +48,8 @@ class JobService:
             folder.mkdir(parents=True, exist_ok=True)
         self._store = JobStore(data_dir / "jobs.sqlite3")
         self.queue = LocalQueue(self._store, EventBus(), Metrics(), limit=queue_limit,
-                                requeue_interrupted=requeue_interrupted, max_attempts=max_attempts)
+                                requeue_interrupted=requeue_interrupted, max_attempts=max_attempts,
+                                roots=[p for p in (models_dir, data_dir) if p is not None])
         self.retention_days = retention_days
         self.recovered: list[str] = []
         slots = [device for device in devices for _ in range(workers_per_device)]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrest.jobs.models import ModelCache
-from sdrest.jobs.queue import CANCEL, LOAD, STOP, UNLOAD, Control, WorkerQueue
+from sdrest.jobs.queue import CANCEL, LOAD, STOP, UNLOAD, Control, WorkerQueue, relative_paths
 from sdrest.jobs.store import CANCELLED, FAILED, SUCCEEDED, Job
 from sdrest.jobs.tasks import TaskContext, TaskResult, run_task
 from sdrest.models.registry import Registry
@@ -28,14 +28,6 @@ Runner = Callable[[str, dict[str, Any], TaskContext], TaskResult]
 
 #: How long a control poll waits; also bounds how late a worker notices a stop.
 CONTROL_POLL_SECONDS = 0.25
-
-
-def relative_paths(text: str, roots: Sequence[Path]) -> str:
-    """``text`` with every absolute path under one of ``roots`` made relative to it (no server paths leak)."""
-    for root in roots:
-        prefix = str(root).rstrip("/") + "/"
-        text = text.replace(prefix, "")
-    return text
 
 
 class Worker:

@@ -167,7 +167,7 @@ async def directories(request: Request) -> JSONResponse:
         for folder, kinds in sorted(FOLDER_KINDS.items()):
             if (root / folder).is_dir():
                 found.append({"name": folder, "type": kinds[0], "path": folder, "count": counts.get(folder, 0)})
-    return JSONResponse({"models_dir": str(state.config.models_dir) if state.config.models_dir else None,
+    return JSONResponse({"models_dir": state.config.models_dir.name if state.config.models_dir else None,
                          "directories": found})
 
 
