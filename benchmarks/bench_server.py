@@ -1,9 +1,10 @@
 """Server overhead, side by side in one run.
 
-    python benchmarks/bench_server.py [--models-dir DIR] [--size 64] [--steps 2] [--runs 3]
+    python benchmarks/bench_server.py [--models-dir DIR] [--size 256] [--steps 2] [--runs 3]
 
-1. request-to-image time through ``sdrest serve`` (``?wait=true``, images back as base64)
-   against the same generation by a direct library call (target ratio <= 1.03);
+1. request-to-image time through ``sdrest serve`` (``?wait=true``, images back as base64; the native
+   work in the server's worker process, across the process boundary) against the same generation by
+   a direct library call in this process (target ratio <= 1.03 at 256 px);
 2. p50/p99 latency of ``/api/status`` and ``/api/queue/status`` at a steady request rate
    while a generation runs (the event loop must not stall behind the GIL);
 3. overhead per queued job: submit latency, and the worker's gap between one job's end
@@ -63,7 +64,7 @@ def direct_runs(checkpoint: Path, args: argparse.Namespace) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", type=Path)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0, help="status requests per second while generating")
