@@ -91,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                         memory_budget_mb=spec.memory_budget_mb)
     worker = Worker(spec.name, queue, models, outputs_dir=data / "outputs", inputs_dir=data / "inputs",
                     registry=registry, roots=roots)
+    found = capabilities()
     queue.report(spec.name, {"alive": True, "pid": os.getpid(), "device": spec.device, "host": "process",
-                             "capabilities": capabilities(), "loaded": []})
+                             "capabilities": found, "loaded": []})
+    logging.getLogger("sdrest.jobs").info("ready: sd.cpp %s, %s, device %s, pid %d",
+                                          found["sdcpp"].get("version", "?"), found["backend"], spec.device,
+                                          os.getpid())
     worker.run()
     conn.close()
     return 0

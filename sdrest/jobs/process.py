@@ -74,6 +74,7 @@ class _Session:
     timed_out: bool = False
     kill_reason: str | None = None
     ready: bool = False
+    early_cancels: set[str] = field(default_factory=set)  # cancels that came before the job was handed over
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, *message: Any) -> bool:
@@ -114,13 +115,17 @@ class WorkerProcess:
         self._thread.start()
         self._controls.start()
 
-    def stop(self) -> None:
-        """Ask the child to stop (its running job is handed back), kill it after ``stop_grace`` seconds, wait."""
+    def request_stop(self) -> None:
+        """Ask the child to stop (its running job is handed back); it is killed after ``stop_grace`` seconds."""
         self._begin_stop()
         with self._lock:
             session = self._session
         if session is not None:
             session.send("control", Control(STOP))
+
+    def stop(self) -> None:
+        """:meth:`request_stop`, and wait until the child has exited."""
+        self.request_stop()
         if self._thread.ident is not None:
             self._thread.join(self.stop_grace + 5)
             self._controls.join(2 * TICK + 1)
@@ -211,6 +216,9 @@ class WorkerProcess:
             if job is not None:
                 session.job, session.job_started, session.phase = job, time.monotonic(), None
                 session.cancel_deadline, session.timed_out = None, False
+                if job.id in session.early_cancels:
+                    session.early_cancels.discard(job.id)
+                    session.cancel_deadline = time.monotonic() + self.cancel_grace
             session.send("job", job)
         elif op == "progress":
             session.phase = args[3]
@@ -273,8 +281,12 @@ class WorkerProcess:
                 if control.id:
                     self.queue.reply(self.name, control.id, {"ok": False, "error": "the worker is restarting"})
                 continue
-            if control.action == CANCEL and session.job is not None and session.job.id == control.args.get("job_id"):
-                session.cancel_deadline = time.monotonic() + self.cancel_grace
+            if control.action == CANCEL:
+                job_id = str(control.args.get("job_id"))
+                if session.job is not None and session.job.id == job_id:
+                    session.cancel_deadline = time.monotonic() + self.cancel_grace
+                else:  # claimed, not yet handed over: the grace period starts when it is
+                    session.early_cancels.add(job_id)
             if control.action == STOP:
                 self._begin_stop()
             if not session.send("control", control) and control.id:
@@ -342,9 +354,13 @@ class WorkerThread:
         finally:
             self.queue.report(self.name, {"alive": False, "loaded": []})
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the worker (its running job is handed back) and wait for the thread."""
+    def request_stop(self) -> None:
+        """Ask the worker to stop (its running job is handed back)."""
         self.worker.request_stop()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """:meth:`request_stop`, and wait for the thread."""
+        self.request_stop()
         if self._thread.ident is not None:
             self._thread.join(timeout)
 

@@ -111,6 +111,8 @@ class JobService:
         When this returns no job is left ``running``.
         """
         self.queue.close()
+        for host in self.hosts:  # all at once: each may take its grace period
+            host.request_stop()
         for host in self.hosts:
             host.stop()
         self.queue.recover()  # a worker that could not hand its job back in time
