@@ -47,6 +47,8 @@ class ServerConfig:
     max_batch: int = _setting(16, "largest batch_count accepted")
     default_model: str | None = _setting(None, "model used when a request names none")
     log_level: str = _setting("info", "log level", ("debug", "info", "warning", "error"))
+    allowed_hosts: str = _setting("", "more names clients may reach the server by (the Host header), comma-separated; "
+                                  "loopback names and the bound address always work; * allows any")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy (paths as strings)."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from sdrest.server.errors import ApiError
-from sdrest.server.requests import Prepared, read_json
+from sdrest.server.body import read_json
+from sdrest.server.query import Boolean, Number, schemas
+from sdrest.server.requests import Prepared
 from sdrest.server.spec import ApiRoute, Schema
 from sdrest.server.state import ServerState, state_of
 from sdrest.server.submit import job_with_images, output_urls, submit, wait_for
@@ -53,21 +55,29 @@ def generation_schema(kind: str) -> Schema:
             "properties": {**_GENERATION_PROPERTIES, **_EXTRA[kind]}}
 
 
-async def _respond(request: Request, state: ServerState, prepared: Prepared) -> JSONResponse:
+#: ``?wait=true`` holds the request until the job ends (or ``timeout`` seconds pass) and answers with its images
+WAIT = Boolean("wait", False, "answer when the job has ended, with its images (200), instead of at once (202)")
+TIMEOUT = Number("timeout", 3600.0, "with wait: the longest to wait, in seconds; 202 after it",
+                 minimum=0.0, maximum=86400.0)
+
+
+def wait_seconds(request: Request) -> float | None:
+    """How long ``?wait=true&timeout=S`` asks to wait; None without ``wait``. 400 naming a bad parameter."""
+    timeout = TIMEOUT.read(request)
+    return timeout if WAIT.read(request) else None
+
+
+async def _respond(state: ServerState, prepared: Prepared, wait: float | None) -> JSONResponse:
     job = await submit(state, prepared)
-    wait = request.query_params.get("wait", "").lower() in ("1", "true", "yes")
-    if wait:
-        try:
-            timeout = min(float(request.query_params.get("timeout", "3600")), 86400.0)
-        except ValueError:
-            raise ApiError(400, "timeout: expected seconds", field="timeout") from None
-        done = await wait_for(state, job.id, timeout)
+    if wait is not None:
+        done = await wait_for(state, job.id, wait)
         if done is not None:
             body = await job_with_images(state, done)
-            status = 200 if done.status == "succeeded" else (409 if done.status == "cancelled" else 500)
-            if done.status == "failed":
-                return JSONResponse({**body, "error": {"code": "job_failed", "message": done.error}}, status_code=500)
-            return JSONResponse(body, status_code=status)
+            if done.status == "succeeded":
+                return JSONResponse(body)
+            status = 409 if done.status == "cancelled" else 500
+            return JSONResponse({**body, "error": {"code": f"job_{done.status}", "message": done.error or done.status}},
+                                status_code=status)
         job = state.jobs.store.get(job.id) or job
     body = {"job_id": job.id, "id": job.id, "status": job.status, "kind": job.kind, "queue_position": job.position,
             "status_url": f"/api/queue/job/{job.id}", "events_url": f"/api/queue/job/{job.id}/events",
@@ -78,21 +88,25 @@ async def _respond(request: Request, state: ServerState, prepared: Prepared) -> 
 def _generation_endpoint(kind: str) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         state = state_of(request)
+        wait = wait_seconds(request)
         body = await read_json(request)
-        return await _respond(request, state, state.parser.generation(kind, body))
+        # decoding images and scanning long prompts takes time: never on the event loop
+        prepared = await anyio.to_thread.run_sync(state.parser.generation, kind, body)
+        return await _respond(state, prepared, wait)
     endpoint.__name__ = f"generate_{kind}"
     return endpoint
 
 
 async def generate_upscale(request: Request) -> JSONResponse:
     state = state_of(request)
+    wait = wait_seconds(request)
     body = await read_json(request)
-    return await _respond(request, state, state.parser.upscale(body))
+    return await _respond(state, await anyio.to_thread.run_sync(state.parser.upscale, body), wait)
 
 
 def routes() -> list[ApiRoute]:
     """The generation routes."""
-    wait = {"wait": {"type": "boolean"}, "timeout": {"type": "number"}}
+    wait = schemas((WAIT, TIMEOUT))
     errors = (400, 413, 422, 429, 503)
     out = []
     for path, kind, summary in (("text2img", "txt2img", "Text to image"), ("img2img", "img2img", "Image to image"),

@@ -18,14 +18,10 @@ from starlette.responses import JSONResponse
 from sdrest.models.companions import resolve
 from sdrest.models.detect import KINDS
 from sdrest.models.registry import FOLDER_KINDS, ModelEntry
+from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.requests import (
-    LOADABLE_KINDS,
-    Fields,
-    Prepared,
-    display_name,
-    read_json,
-)
+from sdrest.server.query import Choice, Integer, Text, schemas
+from sdrest.server.requests import LOADABLE_KINDS, Fields, Prepared, display_name
 from sdrest.server.spec import ApiRoute
 from sdrest.server.state import ServerState, state_of
 from sdrest.server.submit import submit
@@ -35,6 +31,14 @@ _SORT_KEYS = {"name": "name", "size": "size", "modified_at": "mtime", "type": "k
               "kind": "kind", "mtime": "mtime", "architecture": "architecture", "parameters": "parameters",
               "quantization": "quantization"}
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.gguf$")
+#: the query of ``GET /api/models``
+LISTING = (Choice("type", None, "only models of this kind", choices=tuple(KINDS)),
+           Text("search", None, "every word in the id, name, kind, architecture or quantization"),
+           Text("architecture", None, "only this architecture (as listed), any case"),
+           Choice("sort_by", "name", choices=tuple(_SORT_KEYS)),
+           Choice("sort_order", "asc", choices=("asc", "desc")),
+           Integer("page", 1, minimum=1, maximum=10**6),
+           Integer("limit", 50, "models per page", minimum=1, maximum=1000))
 
 
 def _entry(state: ServerState, model_id: str, field: str = "model_id") -> ModelEntry:
@@ -74,22 +78,9 @@ def _companions(state: ServerState, entry: ModelEntry) -> dict[str, Any] | None:
 
 async def list_models(request: Request) -> JSONResponse:
     state = state_of(request)
-    q = request.query_params
-    kind = q.get("type") or None
-    if kind is not None and kind not in KINDS:
-        raise invalid("type", f"unknown type {kind!r}; expected one of: {', '.join(KINDS)}")
-    sort_by = q.get("sort_by", "name")
-    if sort_by not in _SORT_KEYS:
-        raise invalid("sort_by", f"expected one of: {', '.join(_SORT_KEYS)}")
-    order = q.get("sort_order", "asc")
-    if order not in ("asc", "desc"):
-        raise invalid("sort_order", "expected asc or desc")
-    f = Fields({k: int(v) if v.isdigit() else v for k, v in q.items() if k in ("page", "limit")})
-    page = f.integer("page", 1, 1, 10**6) or 1
-    limit = f.integer("limit", 50, 1, 1000) or 50
-    found = state.registry.search(q.get("search") or None, kind=kind, architecture=q.get("architecture") or None,
-                                  sort=_SORT_KEYS[sort_by], descending=order == "desc", offset=(page - 1) * limit,
-                                  limit=limit)
+    kind, search, architecture, sort_by, order, page, limit = (param.read(request) for param in LISTING)
+    found = state.registry.search(search, kind=kind, architecture=architecture, sort=_SORT_KEYS[sort_by],
+                                  descending=order == "desc", offset=(page - 1) * limit, limit=limit)
     loaded = _loaded_paths(state)
     return JSONResponse({"models": [_describe(e, loaded) for e in found.items], "total": found.total, "page": page,
                          "limit": limit, "pages": max(1, -(-found.total // limit))})
@@ -282,11 +273,7 @@ async def hash_models(request: Request) -> JSONResponse:
 def routes() -> list[ApiRoute]:
     """The models routes: the fixed paths first, then ``{model_id:path}`` (ids contain ``/``) with its suffixed
     routes before the bare one, so ``.../load`` and ``.../unload`` are never read as part of an id."""
-    listing: dict[str, dict[str, Any]] = {
-        "type": {"type": "string", "enum": list(KINDS)}, "search": {"type": "string"},
-        "architecture": {"type": "string"}, "sort_by": {"type": "string", "enum": list(_SORT_KEYS)},
-        "sort_order": {"type": "string", "enum": ["asc", "desc"]}, "page": {"type": "integer"},
-        "limit": {"type": "integer"}}
+    listing = schemas(LISTING)
     obj = {"type": "object"}
     return [
         ApiRoute("/api/models", list_models, methods=["GET"], summary="List models", tag="models", query=listing,

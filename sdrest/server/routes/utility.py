@@ -11,8 +11,10 @@ from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.requests import Fields, decode_image, read_json
+from sdrest.server.images import decode_image
+from sdrest.server.requests import Fields
 from sdrest.server.spec import ApiRoute
 from sdrest.server.state import ServerState, state_of
 
@@ -88,9 +90,9 @@ async def validate(request: Request) -> JSONResponse:
     kind, inner = _kind_and_body(await read_json(request))
     try:
         if kind == "upscale":
-            state.parser.upscale(inner)
+            await anyio.to_thread.run_sync(state.parser.upscale, inner)
         else:
-            state.parser.generation(kind, inner)
+            await anyio.to_thread.run_sync(state.parser.generation, kind, inner)
     except ApiError as exc:
         return JSONResponse({"valid": False, "errors": [{"field": exc.field, "message": exc.message}]})
     return JSONResponse({"valid": True, "errors": []})
@@ -142,7 +144,7 @@ async def resize(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
     f = Fields(body)
-    image = decode_image(body.get("image"), "image", state.config.max_pixels)
+    image = await anyio.to_thread.run_sync(decode_image, body.get("image"), "image", state.config.max_pixels)
     width = f.integer("width", None, 1, 16384)
     height = f.integer("height", None, 1, 16384)
     if width is None and height is None:
@@ -162,7 +164,7 @@ async def crop(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
     f = Fields(body)
-    image = decode_image(body.get("image"), "image", state.config.max_pixels)
+    image = await anyio.to_thread.run_sync(decode_image, body.get("image"), "image", state.config.max_pixels)
     x = f.integer("x", 0, 0, image.width - 1) or 0
     y = f.integer("y", 0, 0, image.height - 1) or 0
     width = f.integer("width", image.width - x, 1, image.width - x) or 1
