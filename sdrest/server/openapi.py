@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,9 +26,13 @@ def build_document(api_routes: Sequence[ApiRoute]) -> dict[str, Any]:
         parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
                        for name, schema in route.query.items()]
         responses: dict[str, Any] = {str(route.status): {
-            "description": route.summary, "content": {route.content_type: {"schema": route.response_schema}}}}
-        for status in route.errors:
-            responses[str(status)] = {"description": "error",
+            "description": route.summary,
+            "content": {media: {"schema": route.response_schema} for media in route.content_types}}}
+        for status, schema in route.responses.items():
+            responses[str(status)] = {"description": HTTPStatus(status).phrase,
+                                      "content": {"application/json": {"schema": schema}}}
+        for status in route.error_statuses():
+            responses[str(status)] = {"description": HTTPStatus(status).phrase,
                                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for method in sorted(m for m in (route.methods or ()) if m != "HEAD"):
             operation: dict[str, Any] = {

@@ -47,6 +47,12 @@ UPSCALE_SCHEMA: Schema = {"type": "object", "required": ["image"], "additionalPr
 ACCEPTED_SCHEMA: Schema = {"type": "object", "required": ["job_id", "status"], "properties": {
     "job_id": {"type": "string"}, "status": {"type": "string"}, "queue_position": {"type": ["integer", "null"]},
     "events_url": {"type": "string"}, "status_url": {"type": "string"}, "images": {"type": "array"}}}
+#: the answer of ``?wait=true`` once the job has succeeded: the job, with its images inline
+WAITED_SCHEMA: Schema = {"type": "object", "required": ["id", "status", "images"], "properties": {
+    "id": {"type": "string"}, "status": {"type": "string", "enum": ["succeeded"]},
+    "images": {"type": "array", "items": {"type": "object", "required": ["filename", "data"], "properties": {
+        "filename": {"type": "string"}, "data": {"type": "string", "contentEncoding": "base64"},
+        "mime_type": {"type": "string"}, "seed": {"type": ["integer", "null"]}, "url": {"type": "string"}}}}}}
 
 
 def generation_schema(kind: str) -> Schema:
@@ -107,15 +113,16 @@ async def generate_upscale(request: Request) -> JSONResponse:
 def routes() -> list[ApiRoute]:
     """The generation routes."""
     wait = schemas((WAIT, TIMEOUT))
-    errors = (400, 413, 422, 429, 503)
+    # 409 and 500: with ?wait, the job was cancelled or failed (the job, plus an error)
+    errors = (409, 415, 429, 500, 503)
     out = []
     for path, kind, summary in (("text2img", "txt2img", "Text to image"), ("img2img", "img2img", "Image to image"),
                                 ("inpainting", "inpainting", "Inpainting"), ("controlnet", "controlnet", "ControlNet"),
                                 ("video", "video", "Video (Wan family)")):
         out.append(ApiRoute(f"/api/generate/{path}", _generation_endpoint(kind), methods=["POST"], summary=summary,
                             tag="generate", request=generation_schema(kind), response=ACCEPTED_SCHEMA, query=wait,
-                            status=202, errors=errors))
+                            status=202, errors=errors, responses={200: WAITED_SCHEMA}))
     out.append(ApiRoute("/api/generate/upscale", generate_upscale, methods=["POST"], summary="ESRGAN upscale",
                         tag="generate", request=UPSCALE_SCHEMA, response=ACCEPTED_SCHEMA, query=wait, status=202,
-                        errors=errors))
+                        errors=errors, responses={200: WAITED_SCHEMA}))
     return out

@@ -31,6 +31,13 @@ SIZE = Integer("size", 256, "with thumb: the thumbnail's longest side, in pixels
 DOWNLOAD = Boolean("download", False, "as an attachment (Content-Disposition)")
 
 
+#: one Server-Sent Event as the document describes it: ``event`` names it, ``data`` is a JSON object
+SSE_EVENT_SCHEMA: Schema = {"type": "object", "required": ["data"], "properties": {
+    "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"},
+    "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+        "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}}}}
+
+
 def _job(state: ServerState, job_id: str) -> Job:
     job = state.jobs.store.get(job_id) if safe_name(job_id) else None
     if job is None:
@@ -118,6 +125,7 @@ def routes() -> list[ApiRoute]:
     """The queue routes."""
     sse = "text/event-stream"
     file_query = schemas((THUMB, SIZE, DOWNLOAD))
+    output_types = sorted({*_TYPES.values(), "image/webp", "application/octet-stream"})
     cancel_schema = {"type": "object", "required": ["job_id"], "properties": {"job_id": {"type": "string"}}}
     return [
         ApiRoute("/api/queue/status", queue_status, methods=["GET"], summary="Queue status", tag="queue",
@@ -128,13 +136,13 @@ def routes() -> list[ApiRoute]:
                  request=cancel_schema, errors=(404, 409, 422)),
         ApiRoute("/api/queue/clear", clear_queue, methods=["POST"], summary="Cancel every queued job", tag="queue"),
         ApiRoute("/api/queue/job/{job_id}/events", job_events, methods=["GET"], summary="A job's events (SSE)",
-                 tag="queue", content_type=sse, response={"type": "string"}, errors=(404,)),
+                 tag="queue", content_type=sse, response=SSE_EVENT_SCHEMA),
         ApiRoute("/api/events", all_events, methods=["GET"], summary="All jobs' events (SSE)", tag="queue",
-                 content_type=sse, response={"type": "string"}),
+                 content_type=sse, response=SSE_EVENT_SCHEMA),
         ApiRoute("/api/queue/job/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
-                 tag="queue", query=file_query, content_type="image/png",
+                 tag="queue", query=file_query, content_type=output_types,
                  response={"type": "string", "format": "binary"}, errors=(404, 422)),
         ApiRoute("/api/v1/jobs/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
-                 tag="queue", query=file_query, content_type="image/png",
+                 tag="queue", query=file_query, content_type=output_types,
                  response={"type": "string", "format": "binary"}, errors=(404, 422)),
     ]
