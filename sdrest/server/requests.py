@@ -43,7 +43,8 @@ KIND_FIELDS = {
 
 
 class Fields:
-    """Typed reads of a request body; every failure is a 422 naming the field."""
+    """Typed reads of a request body; every failure is a 422 naming the field. A field given as ``null`` is
+    read as not given (its default)."""
 
     def __init__(self, body: Mapping[str, Any]) -> None:
         self.body = body
@@ -51,8 +52,12 @@ class Fields:
     def has(self, name: str) -> bool:
         return self.body.get(name) is not None
 
+    def _get(self, name: str, default: Any) -> Any:
+        value = self.body.get(name)
+        return default if value is None else value
+
     def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
-        value = self.body.get(name, default)
+        value = self._get(name, default)
         if value is None:
             return None
         if isinstance(value, float) and value.is_integer():
@@ -64,7 +69,7 @@ class Fields:
         return value
 
     def number(self, name: str, default: float | None, low: float, high: float) -> float | None:
-        value = self.body.get(name, default)
+        value = self._get(name, default)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
@@ -74,7 +79,7 @@ class Fields:
         return float(value)
 
     def string(self, name: str, default: str | None = None, max_length: int = 1024) -> str | None:
-        value = self.body.get(name, default)
+        value = self._get(name, default)
         if value is None:
             return None
         if not isinstance(value, str):
@@ -84,7 +89,7 @@ class Fields:
         return value
 
     def boolean(self, name: str, default: bool = False) -> bool:
-        value = self.body.get(name, default)
+        value = self._get(name, default)
         if not isinstance(value, bool):
             raise invalid(name, "expected true or false")
         return value
@@ -230,7 +235,7 @@ class RequestParser:
             if params[side] is not None and params[side] % 8:
                 raise invalid(side, f"must be a multiple of 8, got {params[side]}")
         seed = body.get("seed", "random")
-        if seed in ("random", None, "") or (isinstance(seed, int) and not isinstance(seed, bool) and seed < 0):
+        if seed in ("random", None, "") or (isinstance(seed, (int, float)) and not isinstance(seed, bool) and seed < 0):
             params["seed"] = secrets.randbelow(2**31)
         else:
             params["seed"] = f.integer("seed", None, 0, 2**63 - 1)
@@ -262,7 +267,8 @@ class RequestParser:
         params["height"] = params["height"] or 512
         pixels = params["width"] * params["height"]
         if pixels > cfg.max_pixels:
-            raise invalid("width", f"{params['width']}x{params['height']} is more than {cfg.max_pixels} pixels")
+            larger = "height" if params["height"] > params["width"] else "width"
+            raise invalid(larger, f"{params['width']}x{params['height']} is more than {cfg.max_pixels} pixels")
         model = self._main_model(f)
         architecture = model.architecture or ""
         if kind == "video" and architecture and not any(a in architecture.lower() for a in ("wan", "svd")):

@@ -16,6 +16,22 @@ ERROR_SCHEMA: Schema = {
 }
 OBJECT: Schema = {"type": "object", "additionalProperties": True}
 
+#: a schema keyword naming the server setting that bounds a value: ``{"type": "integer", MAXIMUM_SETTING:
+#: "max_steps"}``; the served document adds ``maximum`` from the running server's settings
+MAXIMUM_SETTING = "x-maximum-setting"
+#: a schema keyword naming the server's list a value must be one of (``samplers``); the document adds ``enum``
+ENUM_SETTING = "x-enum-setting"
+
+
+def limited(schema: Schema, *, maximum: str | None = None, enum: str | None = None) -> Schema:
+    """``schema`` whose maximum, or whose choices, the running server's settings give."""
+    out = dict(schema)
+    if maximum is not None:
+        out[MAXIMUM_SETTING] = maximum
+    if enum is not None:
+        out[ENUM_SETTING] = enum
+    return out
+
 
 #: what every route can answer: a Host the server does not serve (:mod:`sdrest.server.hosts`)
 EVERY_ROUTE_ERRORS = (421,)

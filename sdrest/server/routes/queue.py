@@ -126,7 +126,8 @@ def routes() -> list[ApiRoute]:
     sse = "text/event-stream"
     file_query = schemas((THUMB, SIZE, DOWNLOAD))
     output_types = sorted({*_TYPES.values(), "image/webp", "application/octet-stream"})
-    cancel_schema = {"type": "object", "required": ["job_id"], "properties": {"job_id": {"type": "string"}}}
+    cancel_schema = {"type": "object", "required": ["job_id"], "properties": {
+        "job_id": {"type": "string", "minLength": 1}}}
     return [
         ApiRoute("/api/queue/status", queue_status, methods=["GET"], summary="Queue status", tag="queue",
                  query=schemas((LIMIT,))),

@@ -180,24 +180,29 @@ def routes() -> list[ApiRoute]:
     """The utility routes."""
     image_out = {"type": "object", "properties": {"image": {"type": "string"}, "width": {"type": "integer"},
                                                   "height": {"type": "integer"}}}
-    gen_check = {"type": "object", "properties": {"type": {"type": "string"}, "parameters": {"type": "object"}}}
+    gen_check = {"type": "object", "properties": {
+        "type": {"type": "string", "enum": list(_KINDS), "default": "text2img"},
+        "parameters": {"type": "object", "description": "the request; without it, the other fields are"}}}
+    image = {"type": "string", "minLength": 1, "description": "a PNG, JPEG or WebP image: base64 or a data: URL"}
+    fmt = {"type": "string", "enum": ["png", "jpeg", "jpg", "webp"], "default": "png", "description": "any case"}
+    side = {"type": "integer", "minimum": 1, "maximum": 16384}
+    resize_schema = {"type": "object", "required": ["image"], "properties": {
+        "image": image, "width": side, "height": side, "format": fmt},
+        "anyOf": [{"required": ["width"]}, {"required": ["height"]}]}
+    crop_schema = {"type": "object", "required": ["image"], "properties": {
+        "image": image, "x": {"type": "integer", "minimum": 0}, "y": {"type": "integer", "minimum": 0},
+        "width": side, "height": side, "format": fmt}}
     return [
         ApiRoute("/api/samplers", samplers, methods=["GET"], summary="Sampler names", tag="utility"),
         ApiRoute("/api/schedulers", schedulers, methods=["GET"], summary="Scheduler names", tag="utility"),
         ApiRoute("/api/parameters", parameters, methods=["GET"], summary="Every parameter with its range",
                  tag="utility"),
         ApiRoute("/api/validate", validate, methods=["POST"], summary="Check a request without queueing it",
-                 tag="utility", request=gen_check, errors=(400, 422)),
+                 tag="utility", request=gen_check),
         ApiRoute("/api/estimate", estimate, methods=["POST"], summary="Estimate time and memory", tag="utility",
-                 request=gen_check, errors=(400, 422)),
+                 request=gen_check),
         ApiRoute("/api/image/resize", resize, methods=["POST"], summary="Resize an image", tag="utility",
-                 response=image_out, errors=(400, 413, 422),
-                 request={"type": "object", "required": ["image"], "properties": {
-                     "image": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"},
-                     "format": {"type": "string"}}}),
+                 response=image_out, request=resize_schema),
         ApiRoute("/api/image/crop", crop, methods=["POST"], summary="Crop an image", tag="utility",
-                 response=image_out, errors=(400, 413, 422),
-                 request={"type": "object", "required": ["image"], "properties": {
-                     "image": {"type": "string"}, "x": {"type": "integer"}, "y": {"type": "integer"},
-                     "width": {"type": "integer"}, "height": {"type": "integer"}, "format": {"type": "string"}}}),
+                 response=image_out, request=crop_schema),
     ]
