@@ -38,32 +38,57 @@ def _path(parent: str, key: str | int) -> str:
     return f"{parent}.{key}" if parent else key
 
 
+def _shown(where: str) -> str:
+    """A field path fit for an error (an attacker's key may be a megabyte long)."""
+    return (where if len(where) <= 200 else where[:200] + "...") or "body"
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot go on to the native library, or None: a NUL would cut it short there, and a lone
+    surrogate (``"\\ud800"`` in JSON) has no UTF-8 form at all."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def check_tree(value: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Walk a parsed JSON value without recursion: 400 past ``max_depth`` levels, 422 naming the field of any
-    string (or object key) holding a NUL character, which the native library would cut short."""
+    string (or object key) :func:`text_problem` finds fault with."""
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         item, where, depth = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                raise invalid(where or "body", "contains a NUL character")
+            problem = text_problem(item)
+            if problem:
+                raise invalid(_shown(where), problem)
             continue
         if isinstance(item, (dict, list)):
             if depth >= max_depth:
                 raise ApiError(400, f"the body nests deeper than {max_depth} levels", code="too_deep")
             if isinstance(item, dict):
                 for key, child in item.items():
-                    if "\x00" in key:
-                        raise invalid(where or "body", "a key contains a NUL character")
+                    problem = text_problem(key)
+                    if problem:
+                        raise invalid(_shown(where), f"a key {problem}")
                     stack.append((child, _path(where, key), depth + 1))
             else:
                 stack.extend((child, _path(where, i), depth + 1) for i, child in enumerate(item))
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """``raw`` as a checked JSON object; 400 when malformed, too deep or not an object, 422 for a NUL."""
+    """``raw`` as a checked JSON object: 400 when malformed (``NaN`` and ``Infinity`` too), too deep or not an
+    object; 422 for a string :func:`text_problem` finds fault with."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="too_deep") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from starlette.requests import Request
 
+from sdrest.server.body import text_problem
 from sdrest.server.errors import ApiError
 
 T = TypeVar("T")
@@ -46,8 +47,9 @@ class QueryParam(Generic[T]):
         raw = request.query_params.get(self.name)
         if raw is None or raw == "":
             return self.default
-        if "\x00" in raw:
-            raise bad_query(self.name, "contains a NUL character")
+        problem = text_problem(raw)
+        if problem:
+            raise bad_query(self.name, problem)
         return self.parse(raw)
 
     def parse(self, raw: str) -> T:

@@ -120,6 +120,15 @@ def test_deeply_nested_json_is_a_400_on_a_kept_alive_connection(fake_server: Liv
         connection.close()
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_constants_are_a_400(fake_server: LiveServer, constant: str) -> None:
+    body = '{"prompt": "a cat", "model": "fake", "cfg_scale": %s}' % constant
+    response = fake_server.client.post("/api/generate/text2img", content=body.encode(),
+                                       headers={"Content-Type": "application/json"})
+    assert constant in assert_error(response, 400)["message"]
+    assert_nothing_created(fake_server)
+
+
 def test_nesting_a_generation_needs_is_fine(fake_server: LiveServer) -> None:
     response = fake_server.client.post("/api/generate/text2img",
                                        json={**BASE, "loras": [{"name": "style", "multiplier": 0.5}]})
@@ -196,7 +205,7 @@ def test_wait_answers_with_the_images(fake_server: LiveServer) -> None:
     assert response.json()["status"] == "succeeded" and len(response.json()["images"]) == 1
 
 
-# -- defect 6: a NUL in any string field is a 422 at parse time ------------------------------------------------
+# -- defect 6: a NUL (or a lone surrogate) in any string field is a 422 at parse time ------------------------------------------------
 
 
 @pytest.mark.parametrize(("path", "body", "field"), [
@@ -209,10 +218,14 @@ def test_wait_answers_with_the_images(fake_server: LiveServer) -> None:
     ("/api/queue/cancel", {"job_id": "abc\x00"}, "job_id"),
     ("/api/models/hash", {"models": ["fake", "\x00"]}, "models[1]"),
     ("/api/validate", {"type": "txt2img", "parameters": {**BASE, "prompt": "\x00"}}, "parameters.prompt"),
+    ("/api/generate/text2img", {**BASE, "prompt": "a \ud800 cat"}, "prompt"),  # a lone surrogate: no UTF-8 form
+    ("/api/generate/text2img", {**BASE, "loras": [{"name\udfff": "style"}]}, "loras[0]"),
 ])
-def test_a_nul_in_a_string_is_a_422_before_queueing(fake_server: LiveServer, path: str, body: dict,
+def test_a_nul_or_a_lone_surrogate_in_a_string_is_a_422_before_queueing(fake_server: LiveServer, path: str, body: dict,
                                                     field: str) -> None:
-    assert_error(fake_server.client.post(path, json=body), 422, field)
+    raw = json.dumps(body).encode()  # ASCII, escapes and all (a lone surrogate has no UTF-8 to send it as)
+    response = fake_server.client.post(path, content=raw, headers={"Content-Type": "application/json"})
+    assert_error(response, 422, field)
     assert_nothing_created(fake_server)
 
 
