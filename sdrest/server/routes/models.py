@@ -41,7 +41,7 @@ LISTING = (Choice("type", None, "only models of this kind", choices=tuple(KINDS)
            Integer("limit", 50, "models per page", minimum=1, maximum=1000))
 
 
-#: most model ids one batch, hash or validate request may name
+#: most model ids one batch or hash request may name
 MAX_REFS = 100
 
 
