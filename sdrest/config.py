@@ -61,6 +61,8 @@ class ServerConfig:
     log_level: str = _setting("info", "log level", ("debug", "info", "warning", "error"))
     models_links: str = _setting("follow", "links in the models dir: follow them all, or only those whose target "
                                  "is inside the models dir (hardened installs)", ("follow", "inside"))
+    allowed_hosts: str = _setting("", "more names clients may reach the server by (the Host header), comma-separated; "
+                                  "loopback names and the bound address always work; * allows any")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy (paths as strings)."""

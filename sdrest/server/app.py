@@ -22,6 +22,7 @@ from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
 from sdrest.server import openapi
 from sdrest.server.errors import exception_handlers
+from sdrest.server.hosts import HostGuard, HostPolicy
 from sdrest.server.middleware import BodyLimit
 from sdrest.server.requests import RequestParser
 from sdrest.server.routes import generate, models, queue, system, utility
@@ -101,5 +102,6 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
             retention.cancel()
             await anyio.to_thread.run_sync(jobs.stop)
 
-    return Starlette(routes=routes, middleware=[Middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))],
+    return Starlette(routes=routes, middleware=[Middleware(HostGuard, policy=HostPolicy.from_config(config)),
+                                                Middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))],
                      exception_handlers=exception_handlers(), lifespan=lifespan)

@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse
 log = logging.getLogger("sdrest.server")
 
 _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 413: "too_large",
-          422: "invalid", 429: "queue_full", 500: "internal", 503: "unavailable"}
+          415: "unsupported_media_type", 421: "misdirected", 422: "invalid", 429: "queue_full", 500: "internal",
+          503: "unavailable"}
 
 
 class ApiError(Exception):

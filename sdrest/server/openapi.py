@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from http import HTTPStatus
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
 import sdrest
-from sdrest.server.spec import ERROR_SCHEMA, ApiRoute
+from sdrest.server.spec import ENUM_SETTING, ERROR_SCHEMA, MAXIMUM_SETTING, ApiRoute
+from sdrest.server.state import ServerState, state_of
 
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
@@ -25,9 +28,13 @@ def build_document(api_routes: Sequence[ApiRoute]) -> dict[str, Any]:
         parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
                        for name, schema in route.query.items()]
         responses: dict[str, Any] = {str(route.status): {
-            "description": route.summary, "content": {route.content_type: {"schema": route.response_schema}}}}
-        for status in route.errors:
-            responses[str(status)] = {"description": "error",
+            "description": route.summary,
+            "content": {media: {"schema": route.response_schema} for media in route.content_types}}}
+        for status, schema in route.responses.items():
+            responses[str(status)] = {"description": HTTPStatus(status).phrase,
+                                      "content": {"application/json": {"schema": schema}}}
+        for status in route.error_statuses():
+            responses[str(status)] = {"description": HTTPStatus(status).phrase,
                                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for method in sorted(m for m in (route.methods or ()) if m != "HEAD"):
             operation: dict[str, Any] = {
@@ -62,12 +69,40 @@ c.textContent=m+' '+p;li.appendChild(c);li.appendChild(document.createTextNode('
 el.appendChild(ul);}});</script></body></html>"""
 
 
+def server_limits(state: ServerState) -> dict[str, Any]:
+    """The values :data:`~sdrest.server.spec.MAXIMUM_SETTING` and :data:`~sdrest.server.spec.ENUM_SETTING`
+    name, from the running server: its settings and the names its native library knows."""
+    cfg = state.config
+    return {"max_steps": cfg.max_steps, "max_batch": cfg.max_batch,
+            # a side is at least 64 pixels, so the other is at most max_pixels / 64 (and a multiple of 8)
+            "max_side": max(64, min(16384, cfg.max_pixels // 64 // 8 * 8)),
+            "samplers": list(state.parser.samplers), "schedulers": list(state.parser.schedulers),
+            "quantization_types": list(state.parser.weight_types)}
+
+
+def with_limits(node: Any, limits: dict[str, Any]) -> Any:
+    """A copy of ``node`` (a document, or part of one) with every setting-bound maximum and enum filled in."""
+    if isinstance(node, list):
+        return [with_limits(item, limits) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: with_limits(value, limits) for key, value in node.items()}
+    if MAXIMUM_SETTING in node:
+        out["maximum"] = min(limits[node[MAXIMUM_SETTING]], node.get("maximum", math.inf))
+    if ENUM_SETTING in node:
+        out["enum"] = list(limits[node[ENUM_SETTING]])
+    return out
+
+
 def routes(api_routes: Sequence[ApiRoute]) -> list[ApiRoute]:
     """``/api/openapi.json`` (covering itself and the docs page too) and ``/api/docs``."""
     document: dict[str, Any] = {}
+    served: list[dict[str, Any]] = []  # the document with this server's limits, made on the first request
 
     async def openapi_json(request: Request) -> JSONResponse:
-        return JSONResponse(document)
+        if not served:
+            served.append(with_limits(document, server_limits(state_of(request))))
+        return JSONResponse(served[0])
 
     async def docs(request: Request) -> HTMLResponse:
         return HTMLResponse(_DOCS)

@@ -16,14 +16,47 @@ ERROR_SCHEMA: Schema = {
 }
 OBJECT: Schema = {"type": "object", "additionalProperties": True}
 
+#: a schema keyword naming the server setting that bounds a value: ``{"type": "integer", MAXIMUM_SETTING:
+#: "max_steps"}``; the served document adds ``maximum`` from the running server's settings
+MAXIMUM_SETTING = "x-maximum-setting"
+#: a schema keyword naming the server's list a value must be one of (``samplers``); the document adds ``enum``
+ENUM_SETTING = "x-enum-setting"
+
+
+def limited(schema: Schema, *, maximum: str | None = None, enum: str | None = None) -> Schema:
+    """``schema`` whose maximum, or whose choices, the running server's settings give."""
+    out = dict(schema)
+    if maximum is not None:
+        out[MAXIMUM_SETTING] = maximum
+    if enum is not None:
+        out[ENUM_SETTING] = enum
+    return out
+
+
+#: what every route can answer: a Host the server does not serve (:mod:`sdrest.server.hosts`)
+EVERY_ROUTE_ERRORS = (421,)
+#: what a route with query parameters can answer: a malformed one (:mod:`sdrest.server.query`)
+QUERY_ERRORS = (400,)
+#: what a route with a JSON body can answer: malformed or too deep (400), too large (413), not declared as JSON
+#: (415), a field refused (422) (:mod:`sdrest.server.body`, :mod:`sdrest.server.middleware`)
+BODY_ERRORS = (400, 413, 415, 422)
+#: what a route with path parameters can answer: nothing by that name
+PATH_ERRORS = (404,)
+
 
 class ApiRoute(Route):
-    """A Starlette route plus what the OpenAPI document says about it."""
+    """A Starlette route plus what the OpenAPI document says about it.
+
+    ``status`` and ``response`` describe the usual answer, ``responses`` any other success (``{200: schema}``);
+    ``errors`` the error statuses particular to the route: those every route, every query, every body and every
+    path parameter can bring are added by :meth:`error_statuses`. ``content_type`` may list several media types.
+    """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: Sequence[str], summary: str, tag: str,
                  request: Schema | None = None, response: Schema | None = None,
                  query: dict[str, Schema] | None = None, status: int = 200, errors: Sequence[int] = (),
-                 content_type: str = "application/json") -> None:
+                 content_type: str | Sequence[str] = "application/json",
+                 responses: dict[int, Schema] | None = None) -> None:
         super().__init__(path, endpoint, methods=list(methods))
         self.summary = summary
         self.tag = tag
@@ -32,4 +65,21 @@ class ApiRoute(Route):
         self.query = query or {}
         self.status = status
         self.errors = tuple(errors)
-        self.content_type = content_type
+        self.content_types = (content_type,) if isinstance(content_type, str) else tuple(content_type)
+        self.responses = dict(responses or {})
+
+    @property
+    def content_type(self) -> str:
+        """The first (main) media type of the usual answer."""
+        return self.content_types[0]
+
+    def error_statuses(self) -> list[int]:
+        """Every error status the route can answer, sorted."""
+        statuses = set(self.errors) | set(EVERY_ROUTE_ERRORS)
+        if self.query:
+            statuses.update(QUERY_ERRORS)
+        if self.request_schema is not None:
+            statuses.update(BODY_ERRORS)
+        if self.param_convertors:
+            statuses.update(PATH_ERRORS)
+        return sorted(statuses)

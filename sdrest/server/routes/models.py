@@ -19,15 +19,11 @@ from sdrest.jobs.queue import LOAD, UNLOAD, ControlTimeout
 from sdrest.models.companions import resolve
 from sdrest.models.detect import KINDS
 from sdrest.models.registry import FOLDER_KINDS, ModelEntry
+from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.requests import (
-    LOADABLE_KINDS,
-    Fields,
-    Prepared,
-    display_name,
-    read_json,
-)
-from sdrest.server.spec import ApiRoute
+from sdrest.server.query import Choice, Integer, Text, schemas
+from sdrest.server.requests import LOADABLE_KINDS, Fields, Prepared, display_name
+from sdrest.server.spec import ApiRoute, limited
 from sdrest.server.state import ServerState, state_of
 from sdrest.server.submit import submit
 
@@ -36,6 +32,28 @@ _SORT_KEYS = {"name": "name", "size": "size", "modified_at": "mtime", "type": "k
               "kind": "kind", "mtime": "mtime", "architecture": "architecture", "parameters": "parameters",
               "quantization": "quantization"}
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.gguf$")
+#: the query of ``GET /api/models``
+LISTING = (Choice("type", None, "only models of this kind", choices=tuple(KINDS)),
+           Text("search", None, "every word in the id, name, kind, architecture or quantization"),
+           Text("architecture", None, "only this architecture (as listed), any case"),
+           Choice("sort_by", "name", choices=tuple(_SORT_KEYS)),
+           Choice("sort_order", "asc", choices=("asc", "desc")),
+           Integer("page", 1, minimum=1, maximum=10**6),
+           Integer("limit", 50, "models per page", minimum=1, maximum=1000))
+
+
+#: most model ids one batch or hash request may name
+MAX_REFS = 100
+
+
+def _refs(value: Any, field: str = "models") -> list[str]:
+    """A list of 1 to :data:`MAX_REFS` model names; 422 naming the field (or the item) otherwise."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_REFS:
+        raise invalid(field, f"expected a list of model ids (1 to {MAX_REFS})")
+    for index, ref in enumerate(value):
+        if not isinstance(ref, str) or not ref:
+            raise invalid(f"{field}[{index}]", "expected a model id")
+    return value
 
 
 def _entry(state: ServerState, model_id: str, field: str = "model_id") -> ModelEntry:
@@ -75,22 +93,9 @@ def _companions(state: ServerState, entry: ModelEntry) -> dict[str, Any] | None:
 
 async def list_models(request: Request) -> JSONResponse:
     state = state_of(request)
-    q = request.query_params
-    kind = q.get("type") or None
-    if kind is not None and kind not in KINDS:
-        raise invalid("type", f"unknown type {kind!r}; expected one of: {', '.join(KINDS)}")
-    sort_by = q.get("sort_by", "name")
-    if sort_by not in _SORT_KEYS:
-        raise invalid("sort_by", f"expected one of: {', '.join(_SORT_KEYS)}")
-    order = q.get("sort_order", "asc")
-    if order not in ("asc", "desc"):
-        raise invalid("sort_order", "expected asc or desc")
-    f = Fields({k: int(v) if v.isdigit() else v for k, v in q.items() if k in ("page", "limit")})
-    page = f.integer("page", 1, 1, 10**6) or 1
-    limit = f.integer("limit", 50, 1, 1000) or 50
-    found = state.registry.search(q.get("search") or None, kind=kind, architecture=q.get("architecture") or None,
-                                  sort=_SORT_KEYS[sort_by], descending=order == "desc", offset=(page - 1) * limit,
-                                  limit=limit)
+    kind, search, architecture, sort_by, order, page, limit = (param.read(request) for param in LISTING)
+    found = state.registry.search(search, kind=kind, architecture=architecture, sort=_SORT_KEYS[sort_by],
+                                  descending=order == "desc", offset=(page - 1) * limit, limit=limit)
     loaded = _loaded_paths(state)
     return JSONResponse({"models": [_describe(e, loaded) for e in found.items], "total": found.total, "page": page,
                          "limit": limit, "pages": max(1, -(-found.total // limit))})
@@ -203,13 +208,11 @@ async def batch(request: Request) -> JSONResponse:
     operation = body.get("operation")
     if operation not in ("load", "unload"):
         raise invalid("operation", "expected load or unload")
-    refs = body.get("models")
-    if not isinstance(refs, list) or not refs or len(refs) > 100:
-        raise invalid("models", "expected a list of model ids (1 to 100)")
+    refs = _refs(body.get("models"))
     results = []
     for ref in refs:
         try:
-            entry = _entry(state, str(ref))
+            entry = _entry(state, ref)
             if operation == "load":
                 await _load(state, entry)
                 ok = True
@@ -292,13 +295,9 @@ async def hash_models(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
     refs = body.get("models", body.get("model"))
-    if isinstance(refs, str):
-        refs = [refs]
-    if not isinstance(refs, list) or not refs or len(refs) > 100:
-        raise invalid("models", "expected a list of model ids (1 to 100)")
     # stats only: a file changed since the last scan is read again, so the job hashes what was checked
     await anyio.to_thread.run_sync(state.rescan)
-    entries = [_entry(state, str(r), field="models") for r in refs]
+    entries = [_entry(state, r, field="models") for r in _refs([refs] if isinstance(refs, str) else refs)]
     for e in entries:
         if Path(e.path).is_dir():
             raise invalid("models", f"{e.id} is a diffusers folder; hash its files")
@@ -311,34 +310,36 @@ async def hash_models(request: Request) -> JSONResponse:
 def routes() -> list[ApiRoute]:
     """The models routes: the fixed paths first, then ``{model_id:path}`` (ids contain ``/``) with its suffixed
     routes before the bare one, so ``.../load`` and ``.../unload`` are never read as part of an id."""
-    listing: dict[str, dict[str, Any]] = {
-        "type": {"type": "string", "enum": list(KINDS)}, "search": {"type": "string"},
-        "architecture": {"type": "string"}, "sort_by": {"type": "string", "enum": list(_SORT_KEYS)},
-        "sort_order": {"type": "string", "enum": ["asc", "desc"]}, "page": {"type": "integer"},
-        "limit": {"type": "integer"}}
+    listing = schemas(LISTING)
     obj = {"type": "object"}
+    ref: dict[str, Any] = {"type": "string", "minLength": 1, "description": "a model id, relative path or file name"}
+    refs = {"type": "array", "minItems": 1, "maxItems": MAX_REFS, "items": ref}
+    batch_schema = {"type": "object", "required": ["operation", "models"], "properties": {
+        "operation": {"type": "string", "enum": ["load", "unload"]}, "models": refs}}
+    validate_schema = {"type": "object", "properties": {"model": ref, "model_id": ref, "model_name": ref},
+                       "anyOf": [{"required": [name]} for name in ("model", "model_id", "model_name")]}
+    convert_schema = {"type": "object", "required": ["quantization_type"], "properties": {
+        "model_name": ref, "model": {**ref, "description": "model_name's other name"},
+        "quantization_type": limited({"type": "string"}, enum="quantization_types"),
+        "output_path": {"type": "string", "pattern": _OUTPUT_NAME.pattern,
+                        "description": "a file name in the model's own folder"}},
+                      "anyOf": [{"required": ["model_name"]}, {"required": ["model"]}]}
+    hash_schema = {"type": "object", "properties": {"models": {"oneOf": [ref, refs]}, "model": ref},
+                   "anyOf": [{"required": ["models"]}, {"required": ["model"]}]}
     return [
-        ApiRoute("/api/models", list_models, methods=["GET"], summary="List models", tag="models", query=listing,
-                 errors=(422,)),
+        ApiRoute("/api/models", list_models, methods=["GET"], summary="List models", tag="models", query=listing),
         ApiRoute("/api/models/types", model_types, methods=["GET"], summary="Model types", tag="models"),
         ApiRoute("/api/models/directories", directories, methods=["GET"], summary="Model folders", tag="models"),
         ApiRoute("/api/models/stats", stats, methods=["GET"], summary="Model statistics", tag="models"),
         ApiRoute("/api/models/refresh", refresh, methods=["POST"], summary="Rescan the models dir", tag="models"),
         ApiRoute("/api/models/batch", batch, methods=["POST"], summary="Load or unload several models",
-                 tag="models", request={"type": "object", "required": ["operation", "models"], "properties": {
-                     "operation": {"type": "string", "enum": ["load", "unload"]},
-                     "models": {"type": "array", "items": {"type": "string"}}}}, errors=(422,)),
+                 tag="models", request=batch_schema),
         ApiRoute("/api/models/validate", validate, methods=["POST"], summary="Check a model file", tag="models",
-                 request={"type": "object", "properties": {"model": {"type": "string"}}}, errors=(404, 422)),
+                 request=validate_schema, errors=(404,)),
         ApiRoute("/api/models/convert", convert, methods=["POST"], summary="Quantize a model (a queued job)",
-                 tag="models", status=202, errors=(409, 422, 429),
-                 request={"type": "object", "required": ["model_name", "quantization_type"], "properties": {
-                     "model_name": {"type": "string"}, "quantization_type": {"type": "string"},
-                     "output_path": {"type": "string"}}}),
+                 tag="models", status=202, errors=(409, 429, 503), request=convert_schema),
         ApiRoute("/api/models/hash", hash_models, methods=["POST"], summary="Hash models (a queued job)",
-                 tag="models", status=202, errors=(404, 422, 429),
-                 request={"type": "object", "required": ["models"], "properties": {
-                     "models": {"type": "array", "items": {"type": "string"}}}}),
+                 tag="models", status=202, errors=(404, 429, 503), request=hash_schema),
         ApiRoute("/api/models/{model_id:path}/load", load_model, methods=["POST"], summary="Load a model",
                  tag="models", errors=(404, 422, 503)),
         ApiRoute("/api/models/{model_id:path}/unload", unload_model, methods=["POST"], summary="Unload a model",

@@ -8,8 +8,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from sdrest.jobs.outputs import safe_name, thumbnail
 from sdrest.jobs.store import FINISHED, QUEUED, RUNNING, Job
+from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.requests import read_json
+from sdrest.server.query import Boolean, Integer, schemas
 from sdrest.server.spec import ApiRoute, Schema
 from sdrest.server.sse import event_stream
 from sdrest.server.state import ServerState, state_of
@@ -21,6 +22,20 @@ JOB_SCHEMA: Schema = {"type": "object", "required": ["id", "status", "kind"], "p
     "progress": {"type": "number"}, "step": {"type": "integer"}, "steps": {"type": "integer"},
     "queue_position": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
     "outputs": {"type": "array"}, "parameters": {"type": "object"}}}
+
+
+#: how many queued jobs ``/api/queue/status`` lists
+LIMIT = Integer("limit", 100, "most queued jobs to list", minimum=1, maximum=1000)
+THUMB = Boolean("thumb", False, "a WebP thumbnail instead of the file")
+SIZE = Integer("size", 256, "with thumb: the thumbnail's longest side, in pixels", minimum=16, maximum=2048)
+DOWNLOAD = Boolean("download", False, "as an attachment (Content-Disposition)")
+
+
+#: one Server-Sent Event as the document describes it: ``event`` names it, ``data`` is a JSON object
+SSE_EVENT_SCHEMA: Schema = {"type": "object", "required": ["data"], "properties": {
+    "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"},
+    "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+        "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}}}}
 
 
 def _job(state: ServerState, job_id: str) -> Job:
@@ -38,7 +53,7 @@ def _job_body(job: Job) -> dict:
 
 async def queue_status(request: Request) -> JSONResponse:
     state = state_of(request)
-    limit = min(max(int(request.query_params.get("limit", "100") or 100), 1), 1000)
+    limit = LIMIT.read(request)
     queue = state.queue
     active = queue.list_jobs(statuses=[RUNNING]) + queue.list_jobs(statuses=[QUEUED], limit=limit)
     recent = queue.list_jobs(statuses=list(FINISHED), limit=20, newest_first=True)
@@ -87,6 +102,7 @@ _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gi
 
 async def job_output(request: Request) -> Response:
     state = state_of(request)
+    thumb, size, download = THUMB.read(request), SIZE.read(request), DOWNLOAD.read(request)
     job = _job(state, request.path_params["job_id"])
     name = request.path_params["filename"]
     if not safe_name(name) or name not in job.outputs:
@@ -94,18 +110,12 @@ async def job_output(request: Request) -> Response:
     path = state.outputs_dir / job.id / name
     if not path.is_file():
         raise ApiError(404, f"output {name!r} is missing on disk", field="filename")
-    if request.query_params.get("thumb", "").lower() in ("1", "true", "yes"):
-        try:
-            size = int(request.query_params.get("size", "256"))
-        except ValueError:
-            raise invalid("size", "expected an integer") from None
-        if not 16 <= size <= 2048:
-            raise invalid("size", "must be between 16 and 2048")
-        thumb = await anyio.to_thread.run_sync(thumbnail, path, state.thumbs_dir / job.id, size)
-        return FileResponse(thumb, media_type="image/webp",
+    if thumb:
+        small = await anyio.to_thread.run_sync(thumbnail, path, state.thumbs_dir / job.id, size)
+        return FileResponse(small, media_type="image/webp",
                             headers={"Cache-Control": "public, max-age=31536000, immutable"})
     media = _TYPES.get(path.suffix.lower(), "application/octet-stream")
-    disposition = "attachment" if request.query_params.get("download") else "inline"
+    disposition = "attachment" if download else "inline"
     return FileResponse(path, media_type=media, headers={
         "Content-Disposition": f'{disposition}; filename="{job.id}-{name}"',
         "Cache-Control": "public, max-age=31536000, immutable"})
@@ -114,24 +124,26 @@ async def job_output(request: Request) -> Response:
 def routes() -> list[ApiRoute]:
     """The queue routes."""
     sse = "text/event-stream"
-    file_query = {"thumb": {"type": "boolean"}, "size": {"type": "integer"}, "download": {"type": "boolean"}}
-    cancel_schema = {"type": "object", "required": ["job_id"], "properties": {"job_id": {"type": "string"}}}
+    file_query = schemas((THUMB, SIZE, DOWNLOAD))
+    output_types = sorted({*_TYPES.values(), "image/webp", "application/octet-stream"})
+    cancel_schema = {"type": "object", "required": ["job_id"], "properties": {
+        "job_id": {"type": "string", "minLength": 1}}}
     return [
         ApiRoute("/api/queue/status", queue_status, methods=["GET"], summary="Queue status", tag="queue",
-                 query={"limit": {"type": "integer"}}),
+                 query=schemas((LIMIT,))),
         ApiRoute("/api/queue/job/{job_id}", job_status, methods=["GET"], summary="One job", tag="queue",
                  response=JOB_SCHEMA, errors=(404,)),
         ApiRoute("/api/queue/cancel", cancel_job, methods=["POST"], summary="Cancel a job", tag="queue",
                  request=cancel_schema, errors=(404, 409, 422)),
         ApiRoute("/api/queue/clear", clear_queue, methods=["POST"], summary="Cancel every queued job", tag="queue"),
         ApiRoute("/api/queue/job/{job_id}/events", job_events, methods=["GET"], summary="A job's events (SSE)",
-                 tag="queue", content_type=sse, response={"type": "string"}, errors=(404,)),
+                 tag="queue", content_type=sse, response=SSE_EVENT_SCHEMA),
         ApiRoute("/api/events", all_events, methods=["GET"], summary="All jobs' events (SSE)", tag="queue",
-                 content_type=sse, response={"type": "string"}),
+                 content_type=sse, response=SSE_EVENT_SCHEMA),
         ApiRoute("/api/queue/job/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
-                 tag="queue", query=file_query, content_type="image/png",
+                 tag="queue", query=file_query, content_type=output_types,
                  response={"type": "string", "format": "binary"}, errors=(404, 422)),
         ApiRoute("/api/v1/jobs/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
-                 tag="queue", query=file_query, content_type="image/png",
+                 tag="queue", query=file_query, content_type=output_types,
                  response={"type": "string", "format": "binary"}, errors=(404, 422)),
     ]

@@ -12,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sdrest.jobs.store import QUEUED
+from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.requests import Fields, decode_image, read_json
+from sdrest.server.images import decode_image
+from sdrest.server.requests import Fields
 from sdrest.server.spec import ApiRoute
 from sdrest.server.state import ServerState, state_of
 
@@ -89,9 +91,9 @@ async def validate(request: Request) -> JSONResponse:
     kind, inner = _kind_and_body(await read_json(request))
     try:
         if kind == "upscale":
-            state.parser.upscale(inner)
+            await anyio.to_thread.run_sync(state.parser.upscale, inner)
         else:
-            state.parser.generation(kind, inner)
+            await anyio.to_thread.run_sync(state.parser.generation, kind, inner)
     except ApiError as exc:
         return JSONResponse({"valid": False, "errors": [{"field": exc.field, "message": exc.message}]})
     return JSONResponse({"valid": True, "errors": []})
@@ -143,7 +145,7 @@ async def resize(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
     f = Fields(body)
-    image = decode_image(body.get("image"), "image", state.config.max_pixels)
+    image = await anyio.to_thread.run_sync(decode_image, body.get("image"), "image", state.config.max_pixels)
     width = f.integer("width", None, 1, 16384)
     height = f.integer("height", None, 1, 16384)
     if width is None and height is None:
@@ -163,7 +165,7 @@ async def crop(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
     f = Fields(body)
-    image = decode_image(body.get("image"), "image", state.config.max_pixels)
+    image = await anyio.to_thread.run_sync(decode_image, body.get("image"), "image", state.config.max_pixels)
     x = f.integer("x", 0, 0, image.width - 1) or 0
     y = f.integer("y", 0, 0, image.height - 1) or 0
     width = f.integer("width", image.width - x, 1, image.width - x) or 1
@@ -179,24 +181,29 @@ def routes() -> list[ApiRoute]:
     """The utility routes."""
     image_out = {"type": "object", "properties": {"image": {"type": "string"}, "width": {"type": "integer"},
                                                   "height": {"type": "integer"}}}
-    gen_check = {"type": "object", "properties": {"type": {"type": "string"}, "parameters": {"type": "object"}}}
+    gen_check = {"type": "object", "properties": {
+        "type": {"type": "string", "enum": list(_KINDS), "default": "text2img"},
+        "parameters": {"type": "object", "description": "the request; without it, the other fields are"}}}
+    image = {"type": "string", "minLength": 1, "description": "a PNG, JPEG or WebP image: base64 or a data: URL"}
+    fmt = {"type": "string", "enum": ["png", "jpeg", "jpg", "webp"], "default": "png", "description": "any case"}
+    side = {"type": "integer", "minimum": 1, "maximum": 16384}
+    resize_schema = {"type": "object", "required": ["image"], "properties": {
+        "image": image, "width": side, "height": side, "format": fmt},
+        "anyOf": [{"required": ["width"]}, {"required": ["height"]}]}
+    crop_schema = {"type": "object", "required": ["image"], "properties": {
+        "image": image, "x": {"type": "integer", "minimum": 0}, "y": {"type": "integer", "minimum": 0},
+        "width": side, "height": side, "format": fmt}}
     return [
         ApiRoute("/api/samplers", samplers, methods=["GET"], summary="Sampler names", tag="utility"),
         ApiRoute("/api/schedulers", schedulers, methods=["GET"], summary="Scheduler names", tag="utility"),
         ApiRoute("/api/parameters", parameters, methods=["GET"], summary="Every parameter with its range",
                  tag="utility"),
         ApiRoute("/api/validate", validate, methods=["POST"], summary="Check a request without queueing it",
-                 tag="utility", request=gen_check, errors=(400, 422)),
+                 tag="utility", request=gen_check),
         ApiRoute("/api/estimate", estimate, methods=["POST"], summary="Estimate time and memory", tag="utility",
-                 request=gen_check, errors=(400, 422)),
+                 request=gen_check),
         ApiRoute("/api/image/resize", resize, methods=["POST"], summary="Resize an image", tag="utility",
-                 response=image_out, errors=(400, 413, 422),
-                 request={"type": "object", "required": ["image"], "properties": {
-                     "image": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"},
-                     "format": {"type": "string"}}}),
+                 response=image_out, request=resize_schema),
         ApiRoute("/api/image/crop", crop, methods=["POST"], summary="Crop an image", tag="utility",
-                 response=image_out, errors=(400, 413, 422),
-                 request={"type": "object", "required": ["image"], "properties": {
-                     "image": {"type": "string"}, "x": {"type": "integer"}, "y": {"type": "integer"},
-                     "width": {"type": "integer"}, "height": {"type": "integer"}, "format": {"type": "string"}}}),
+                 response=image_out, request=crop_schema),
     ]
