@@ -45,7 +45,7 @@ def assert_nothing_created(server: LiveServer) -> None:
     """No job in the store (whatever its state) and no input file written."""
     counts = server.client.get("/api/queue/status").json()["counts"]
     assert sum(counts.values()) == 0, counts
-    inputs = server.state.jobs.inputs_dir
+    inputs = server.state.inputs_dir
     assert not inputs.exists() or not any(inputs.iterdir())
 
 
