@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse
 
 log = logging.getLogger("sdrest.server")
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 413: "too_large",
-          415: "unsupported_media_type", 421: "misdirected", 422: "invalid", 429: "queue_full", 500: "internal",
-          503: "unavailable"}
+_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+          413: "too_large", 415: "unsupported_media_type", 421: "misdirected", 422: "invalid", 429: "queue_full",
+          500: "internal", 503: "unavailable"}
 
 
 class ApiError(Exception):

@@ -5,6 +5,12 @@ server on localhost, same-origin as far as the browser knows. Those requests sti
 So the server answers only the names it is meant to be reached by: the loopback names, the address it is
 bound to (any IP address when it is bound to all of them: an address is not a name anyone can rebind) and
 the names in ``allowed_hosts``; anything else gets a JSON 421.
+
+Cross-site requests: a page on any site may POST to a server on localhost (no body needed for
+``/api/system/restart``). Browsers say where such a request comes from (``Origin``, and
+``Sec-Fetch-Site``), so a request that changes anything (any method but GET, HEAD, OPTIONS) from an
+origin the policy would not answer as a Host gets a JSON 403. Clients that are not browsers send
+neither header and pass.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -61,8 +68,12 @@ class HostPolicy:
         return self.any_name or name in self.names or (self.any_address and _is_ip(name))
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class HostGuard:
-    """ASGI middleware: a request whose Host the policy refuses gets a JSON 421 and goes no further.
+    """ASGI middleware: a request whose Host the policy refuses gets a JSON 421, an unsafe request from a
+    foreign origin a JSON 403; neither goes further.
 
     A request without a Host header (HTTP/1.0) passes: browsers always send one.
     """
@@ -73,20 +84,32 @@ class HostGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            for name, value in scope.get("headers", []):
-                if name == b"host":
-                    host = value.decode("latin-1")
-                    if not self.policy.allows(host):
-                        await self._refuse(send, host)
-                        return
-                    break
+            headers = {name: value.decode("latin-1") for name, value in scope.get("headers", [])
+                       if name in (b"host", b"origin", b"sec-fetch-site")}
+            host = headers.get(b"host")
+            if host is not None and not self.policy.allows(host):
+                await self._refuse(send, 421, "misdirected",
+                                   f"this server does not answer to the host {host[:100]!r}; add it to "
+                                   "allowed_hosts (SDREST_ALLOWED_HOSTS) to reach it by that name")
+                return
+            if scope["method"] not in SAFE_METHODS and self._cross_site(headers):
+                await self._refuse(send, 403, "cross_site",
+                                   "a cross-site request may not change anything here; send it from a page of "
+                                   "this server, or from a client that is not a browser")
+                return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, send: Send, host: str) -> None:
-        message = (f"this server does not answer to the host {host[:100]!r}; "
-                   "add it to allowed_hosts (SDREST_ALLOWED_HOSTS) to reach it by that name")
-        data = json.dumps({"error": {"code": "misdirected", "message": message}}).encode()
-        await send({"type": "http.response.start", "status": 421,
+    def _cross_site(self, headers: dict[bytes, str]) -> bool:
+        """Whether a browser says the request comes from another site."""
+        origin = headers.get(b"origin")
+        if origin is not None:
+            netloc = urlsplit(origin.strip()).netloc if origin.strip() != "null" else ""
+            return not netloc or not self.policy.allows(netloc)
+        return headers.get(b"sec-fetch-site", "").strip().lower() == "cross-site"
+
+    async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
+        data = json.dumps({"error": {"code": code, "message": message}}).encode()
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})

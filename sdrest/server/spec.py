@@ -35,6 +35,8 @@ def limited(schema: Schema, *, maximum: str | None = None, enum: str | None = No
 
 #: what every route can answer: a Host the server does not serve (:mod:`sdrest.server.hosts`)
 EVERY_ROUTE_ERRORS = (421,)
+#: what a route that changes something (not GET/HEAD) can answer: a browser's cross-site request (hosts.py)
+UNSAFE_ROUTE_ERRORS = (403,)
 #: what a route with query parameters can answer: a malformed one (:mod:`sdrest.server.query`)
 QUERY_ERRORS = (400,)
 #: what a route with a JSON body can answer: malformed or too deep (400), too large (413), not declared as JSON
@@ -76,6 +78,8 @@ class ApiRoute(Route):
     def error_statuses(self) -> list[int]:
         """Every error status the route can answer, sorted."""
         statuses = set(self.errors) | set(EVERY_ROUTE_ERRORS)
+        if self.methods and not self.methods <= {"GET", "HEAD", "OPTIONS"}:
+            statuses.update(UNSAFE_ROUTE_ERRORS)
         if self.query:
             statuses.update(QUERY_ERRORS)
         if self.request_schema is not None:
