@@ -34,6 +34,7 @@ class ChannelQueue:
         self._send_lock = threading.Lock()
         self._jobs: stdqueue.Queue[Job | None] = stdqueue.Queue()
         self._controls: stdqueue.Queue[Control] = stdqueue.Queue()
+        self._closed = threading.Event()
         self._reader = threading.Thread(target=self._read, name="sdrest-channel", daemon=True)
         self._reader.start()
 
@@ -42,7 +43,8 @@ class ChannelQueue:
             try:
                 message = self._conn.recv()
             except (EOFError, OSError):
-                self._on_lost()
+                if not self._closed.is_set():
+                    self._on_lost()
                 return
             if message[0] == "job":
                 self._jobs.put(message[1])
@@ -54,7 +56,13 @@ class ChannelQueue:
             with self._send_lock:
                 self._conn.send(message)
         except (OSError, ValueError):
-            self._on_lost()
+            if not self._closed.is_set():
+                self._on_lost()
+
+    def close(self) -> None:
+        """End the connection (the worker is done): not a lost supervisor."""
+        self._closed.set()
+        self._conn.close()
 
     def take(self, worker: str, timeout: float) -> Job | None:
         """Ask the supervisor for a job; it answers within ``timeout`` (None when none waits)."""

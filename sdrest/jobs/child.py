@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                           found["sdcpp"].get("version", "?"), found["backend"], spec.device,
                                           os.getpid())
     worker.run()
-    conn.close()
+    queue.close()
     return 0
 
 

@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
+import sdrest
 from sdrest.jobs.child import WorkerSpec
 from sdrest.jobs.queue import CANCEL, STOP, Control, WorkerQueue
 from sdrest.jobs.store import CANCELLED, FAILED, Job
@@ -153,8 +154,6 @@ class WorkerProcess:
 
     def _spawn(self) -> _Session:
         parent, child = socket.socketpair()
-        import sdrest
-
         root = str(Path(sdrest.__file__).resolve().parents[1])
         env = {**os.environ, **device_environment(self.spec.device), "PYTHONSAFEPATH": "1",
                "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),

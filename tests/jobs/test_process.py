@@ -55,3 +55,4 @@ def test_a_worker_process_reports_logs_dies_and_comes_back(tmp_path: Path, caplo
     finally:
         service.stop()
     assert not service.queue.workers()[0].alive
+    assert caplog.text.count("died with") == 1  # the clean stop is not reported as a death
