@@ -43,7 +43,8 @@ class ServerConfig:
     max_attempts: int = _setting(2, "most times a job runs when a server stop interrupts it (a job that "
                                     "crashes its worker is never run again)")
     cancel_grace_seconds: float = _setting(10.0, "a cancelled job whose worker has not stopped this long after "
-                                                 "has its worker killed and restarted")
+                                                 "has its worker killed and restarted (and at a server stop, "
+                                                 "a worker still busy this long after is killed)")
     job_timeout_seconds: float = _setting(0.0, "fail a job running longer than this, killing its worker if it "
                                                "does not stop (0: no limit)")
     retention_days: float = _setting(0.0, "delete finished jobs and their outputs older than this (0: keep forever)")

@@ -60,7 +60,7 @@ class JobService:
                                   str(models_cache) if models_cache else None, n_threads, idle_unload_seconds,
                                   memory_budget_mb, models_links, log_level)
                 self.hosts.append(WorkerProcess(spec, self.queue, cancel_grace=cancel_grace_seconds,
-                                                job_timeout=job_timeout_seconds))
+                                                job_timeout=job_timeout_seconds, stop_grace=cancel_grace_seconds))
             return
         from sdrest.jobs.child import capabilities
         from sdrest.jobs.tasks import run_task

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from server_live import until, wait_job
+from test_crash_proof import LONG_PROMPT
 from test_restart import TINY, free_port
 
 from sdrest.jobs.store import JobStore
@@ -102,9 +103,10 @@ def test_api_without_native_crash_then_sigterm_then_restart(tmp_path: Path, synt
         job = wait_job(client, crashed, 60)
         assert job["status"] == "failed" and job["error"] == "the worker died with SIGSEGV during sampling"
 
-        # SIGTERM while a job runs, an SSE stream follows it and a request waits for it
-        long = submit(server, steps=400)
-        until(lambda: client.get(f"/api/queue/job/{long}").json()["step"] >= 1, 300, "no step")
+        # SIGTERM while a job is in text conditioning (it cannot stop there), an SSE stream follows it
+        # and a request waits for another
+        long = submit(server, prompt=LONG_PROMPT)
+        until(lambda: client.get(f"/api/queue/job/{long}").json()["status"] == "running", 300, "not running")
         events: list[dict] = []
         opened = threading.Event()
         stream = threading.Thread(target=read_sse_until_end, args=(f"http://127.0.0.1:{server.port}", long, events,
@@ -130,6 +132,7 @@ def test_api_without_native_crash_then_sigterm_then_restart(tmp_path: Path, synt
     assert waited["status"] == 202 and waited["body"]["status"] == "queued", waited
     text = log.read_text(errors="replace")
     assert "worker-0 " in text and "SIGSEGV" in text  # the worker's lines and its death, in the server's log
+    assert "worker-0 did not stop within 3 s; killing it" in text  # stuck in conditioning: killed at the stop
     assert "Traceback" not in text.split("SIGSEGV")[0]  # nothing alarming before the crash
     store = JobStore(data / "jobs.sqlite3")
     try:
