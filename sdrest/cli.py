@@ -13,10 +13,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from sdrest.info_cli import VersionAction
 from sdrest.terminal import OneLineErrorParser, run_command
 
 SUBCOMMANDS = (
     "sdrest.generate_cli",
+    "sdrest.convert_cli",
+    "sdrest.upscale_cli",
+    "sdrest.info_cli",
     "sdrest.models.cli",
     "sdrest.server.cli",
 )
@@ -25,6 +29,7 @@ SUBCOMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every available subcommand registered."""
     parser = OneLineErrorParser(prog="sdrest", description="stable-diffusion.cpp from Python")
+    parser.add_argument("--version", action=VersionAction, help="print the versions of sdrest and stable-diffusion.cpp")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
