@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from sdrest import terminal
 
-__all__ = ["output_paths", "register", "resolve_model", "run_upscale", "write_image"]
+__all__ = ["check_writable", "output_paths", "partial_path", "register", "resolve_model", "run_upscale", "write_image"]
 
 EXAMPLES = textwrap.dedent("""\
     examples:
@@ -99,11 +99,27 @@ def output_paths(images: list[str], output: Optional[str], factor_label: str) ->
     return paths
 
 
+def partial_path(path: Path) -> Path:
+    """The temporary name an output is written under: hidden, beside it, same suffix (PIL picks the format by it)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def check_writable(path: Path) -> None:
+    """Make ``path``'s folder if needed and prove it writable now, before minutes of work; errors name ``-o``."""
+    probe = partial_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.open("wb").close()
+        probe.unlink()
+    except OSError as exc:
+        raise exc.__class__(f"-o: cannot write in '{path.parent}': {exc.strerror}") from exc
+
+
 def write_image(image: Any, path: Path, parameters: str) -> None:
     """Write ``image`` to ``path`` (format from the suffix; PNGs carry ``parameters``), via a temporary name."""
     from PIL import PngImagePlugin
 
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial = partial_path(path)
     try:
         if path.suffix.lower() == ".png":
             info = PngImagePlugin.PngInfo()
@@ -137,15 +153,14 @@ def run_upscale(args: argparse.Namespace) -> int:
         for out in outputs:
             if out.exists() and not args.force:
                 raise FileExistsError(f"-o: {out} exists (use --force to overwrite)")
-            if not out.parent.is_dir():
-                out.parent.mkdir(parents=True, exist_ok=True)
+            check_writable(out)
         with terminal.ProgressDisplay(verbosity) as display:
             for image_path, out in zip(args.images, outputs):
                 with Image.open(image_path) as opened:
                     image = opened.convert("RGB")
                 plan = upscaler.plan(image.size, factor)
                 display.message(f"{image_path}: {plan.source_size[0]}x{plan.source_size[1]} -> "
-                                f"{plan.size[0]}x{plan.size[1]} ({plan.passes} pass(es) of x{plan.model_scale}"
+                                f"{plan.size[0]}x{plan.size[1]} ({plan.passes} pass{'es' if plan.passes > 1 else ''} of x{plan.model_scale}"
                                 f"{', Lanczos' if plan.resized else ''})")
                 display.begin("upscaling")
                 result = upscaler.upscale(image, factor, progress=display.update)
