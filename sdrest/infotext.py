@@ -38,6 +38,7 @@ _AFTER_SIZE = (
     ("Sampler RNG", "sampler_rng"),
     ("Control strength", "control_strength"),
     ("Video frames", "video_frames"),
+    ("Postprocess upscaler", "upscaler"),
 )
 
 
