@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -124,6 +125,12 @@ def test_layout_and_config(installed: Install) -> None:
     assert "--auth jwt not written: this sdrest has no auth setting yet" in installed.output
     assert f"http://127.0.0.1:{installed.port}/" in installed.output
     assert "first admin:" in installed.output
+    info = subprocess.run([str(installed.prefix / "bin" / "sdrest"), "info", "--json"], env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    facts = json.loads(info.stdout)
+    assert facts["sdrest"]["location"].startswith(str(installed.prefix / "venv"))
+    assert "CPU" in facts["backends"] and facts["sdcpp"]["sha256"]
 
 
 def test_unit_file(installed: Install) -> None:
