@@ -84,7 +84,8 @@ def test_progress_reports_each_pass(esrgan_path: Path, source: Image.Image) -> N
     """sd.cpp reports progress per tile: small tiles make both passes report."""
     events: list[sdrest.Progress] = []
     with sdrest.Upscaler(esrgan_path, tile_size=16) as small_tiles:
-        small_tiles.upscale(source, 8, progress=events.append)
+        result = small_tiles.upscale(source.crop((0, 0, 20, 8)), 8, progress=events.append)  # 2 tiles, then 10
+    assert result.size == (160, 64)
     assert events and {e.phase for e in events} == {"upscaling"}
     finished = [e for e in events if e.step == e.steps]
     assert len(finished) == 2, [(e.step, e.steps) for e in events]
