@@ -49,11 +49,10 @@ class UpscalePlan:
         return self.model_size != self.size
 
     def parameters(self, model_name: str) -> str:
-        """The infotext of the result, in A1111's ``Key: value`` style (its extras tab's keys first)."""
+        """What was done, as A1111 ``Key: value`` fields (its extras tab's keys first) on one line."""
         factor = int(self.factor) if float(self.factor).is_integer() else self.factor
         fields = [("Postprocess upscale by", factor), ("Postprocess upscaler", model_name),
-                  ("Upscaler scale", self.model_scale), ("Upscaler passes", self.passes),
-                  ("Size", f"{self.size[0]}x{self.size[1]}")]
+                  ("Upscaler scale", self.model_scale), ("Upscaler passes", self.passes)]
         if self.resized:
             fields.append(("Resize", f"Lanczos from {self.model_size[0]}x{self.model_size[1]}"))
         return ", ".join(f"{key}: {value}" for key, value in fields)
@@ -117,8 +116,9 @@ class Upscaler:
 
         The model runs as many times as ``factor`` needs and the result is resized
         to ``round(side * factor)`` with Lanczos. ``image.info["parameters"]`` of the
-        result says what was done (factor, model, passes, resize). ``progress``
-        receives ``upscaling`` events, one series per pass.
+        result says what was done (factor, model, passes, resize), appended to the
+        input's own ``parameters`` when it has them (a generated image keeps how it
+        was made). ``progress`` receives ``upscaling`` events, one series per pass.
         """
         ctx = self._context()
         array = to_array(image, channels=3, argument="image")
@@ -130,7 +130,9 @@ class Upscaler:
         result = to_pil(array)
         if plan.resized:
             result = result.resize(plan.size, Image.Resampling.LANCZOS)
-        result.info["parameters"] = plan.parameters(self.name)
+        done = plan.parameters(self.name)
+        source = image.info.get("parameters") if isinstance(image, Image.Image) else None
+        result.info["parameters"] = f"{source.rstrip()}, {done}" if isinstance(source, str) and source.strip() else done
         return result
 
     def _context(self) -> _native.Upscaler:

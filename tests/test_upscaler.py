@@ -43,9 +43,9 @@ def test_factor_gives_the_exact_size(upscaler: sdrest.Upscaler, source: Image.Im
     info = result.info["parameters"]
     assert f"Postprocess upscale by: {factor}," in info
     assert f"Postprocess upscaler: {Path(upscaler.path).stem}," in info
-    assert f"Upscaler passes: {passes}," in info
-    assert f"Size: {WIDTH * factor}x{HEIGHT * factor}" in info
-    assert ("Resize: Lanczos" in info) == (factor not in (4, 16))
+    fields = dict(field.split(": ", 1) for field in info.split(", "))
+    assert fields["Upscaler passes"] == str(passes) and fields["Upscaler scale"] == "4"
+    assert ("Resize" in fields) == (factor not in (4, 16))
 
 
 def test_default_factor_is_the_models(upscaler: sdrest.Upscaler, source: Image.Image, one_pass: Image.Image) -> None:
@@ -72,6 +72,16 @@ def test_larger_factor_runs_the_model_again(upscaler: sdrest.Upscaler, one_pass:
     assert twice.size == (WIDTH * 16, HEIGHT * 16)
     expected = twice.resize((WIDTH * 8, HEIGHT * 8), Image.Resampling.LANCZOS)
     assert np.array_equal(np.asarray(result), np.asarray(expected))
+
+
+def test_the_inputs_parameters_are_kept(upscaler: sdrest.Upscaler, source: Image.Image) -> None:
+    """A generated image keeps how it was made; what the upscale did is appended to its last line."""
+    generated = source.copy()
+    generated.info["parameters"] = "a lovely cat\nNegative prompt: blurry\nSteps: 20, Seed: 42, Size: 24x16"
+    text = upscaler.upscale(generated, 2).info["parameters"]
+    assert text == ("a lovely cat\nNegative prompt: blurry\nSteps: 20, Seed: 42, Size: 24x16, "
+                    "Postprocess upscale by: 2, Postprocess upscaler: esrgan_x4, Upscaler scale: 4, "
+                    "Upscaler passes: 1, Resize: Lanczos from 96x64")
 
 
 def test_fractional_factor(upscaler: sdrest.Upscaler, source: Image.Image) -> None:
