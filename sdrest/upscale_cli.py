@@ -1,9 +1,10 @@
 """``sdrest upscale IMG... -m ESRGAN``: enlarge images by an exact factor from the terminal.
 
 Each image goes through :meth:`sdrest.Upscaler.upscale` (model passes, then Lanczos to
-the exact size) and is written as PNG carrying what was done in its ``parameters``
-text chunk. Outputs are written to a temporary name and renamed, never over an
-existing file without ``--force``.
+the exact size) and is written by :func:`sdrest.imagefiles.save_image` with what was done
+in its ``parameters`` (a PNG text chunk, or EXIF for JPEG and WebP, as A1111 does).
+Outputs are written to a temporary name and renamed, never over an existing file
+without ``--force``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Optional
 
 from sdrest import terminal
 
-__all__ = ["check_writable", "output_paths", "partial_path", "register", "resolve_model", "run_upscale", "write_image"]
+__all__ = ["check_writable", "output_paths", "register", "resolve_model", "run_upscale"]
 
 EXAMPLES = textwrap.dedent("""\
     examples:
@@ -99,38 +100,15 @@ def output_paths(images: list[str], output: Optional[str], factor_label: str) ->
     return paths
 
 
-def partial_path(path: Path) -> Path:
-    """The temporary name an output is written under: hidden, beside it, same suffix (PIL picks the format by it)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
 def check_writable(path: Path) -> None:
     """Make ``path``'s folder if needed and prove it writable now, before minutes of work; errors name ``-o``."""
-    probe = partial_path(path)
+    probe = path.with_name(f".{path.name}.partial")  # the name save_image writes first
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe.open("wb").close()
         probe.unlink()
     except OSError as exc:
         raise exc.__class__(f"-o: cannot write in '{path.parent}': {exc.strerror}") from exc
-
-
-def write_image(image: Any, path: Path, parameters: str) -> None:
-    """Write ``image`` to ``path`` (format from the suffix; PNGs carry ``parameters``), via a temporary name."""
-    from PIL import PngImagePlugin
-
-    partial = partial_path(path)
-    try:
-        if path.suffix.lower() == ".png":
-            info = PngImagePlugin.PngInfo()
-            info.add_text("parameters", parameters)
-            image.save(partial, format="PNG", pnginfo=info)
-        else:
-            image.save(partial)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
 
 
 def run_upscale(args: argparse.Namespace) -> int:
@@ -143,6 +121,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     model = resolve_model(args.model, args.models_dir)
     from PIL import Image
 
+    from sdrest.imagefiles import save_image
     from sdrest.upscaler import MAX_FACTOR, Upscaler
 
     if args.factor is not None and not 1 <= args.factor <= MAX_FACTOR:
@@ -164,6 +143,6 @@ def run_upscale(args: argparse.Namespace) -> int:
                                 f"{', Lanczos' if plan.resized else ''})")
                 display.begin("upscaling")
                 result = upscaler.upscale(image, factor, progress=display.update)
-                write_image(result, out, result.info["parameters"])
+                save_image(result, out, result.info["parameters"])
                 print(out, flush=True)
     return 0
