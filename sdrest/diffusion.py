@@ -500,7 +500,9 @@ class StableDiffusion:
             sample["scheduler"] = ctx.default_scheduler(sample["sample_method"])
         tiling = kwargs.pop("vae_tiling", None)
         if tiling:
-            params["vae_tiling_params"] = dict(params["vae_tiling_params"], enabled=True, **(tiling if isinstance(tiling, Mapping) else {}))
+            settings = dict(tiling) if isinstance(tiling, Mapping) else {}
+            if settings.pop("enabled", True):
+                params["vae_tiling_params"] = {**params["vae_tiling_params"], **settings, "enabled": True}
         cache_settings = kwargs.pop("cache", None)
         if cache_settings:
             cache_settings = dict(cache_settings)
