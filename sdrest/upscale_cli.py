@@ -138,9 +138,9 @@ def run_upscale(args: argparse.Namespace) -> int:
                 with Image.open(image_path) as opened:
                     image = opened.convert("RGB")
                 plan = upscaler.plan(image.size, factor)
+                passes = f"{plan.passes} pass{'es' if plan.passes > 1 else ''} of x{plan.model_scale}"
                 display.message(f"{image_path}: {plan.source_size[0]}x{plan.source_size[1]} -> "
-                                f"{plan.size[0]}x{plan.size[1]} ({plan.passes} pass{'es' if plan.passes > 1 else ''} of x{plan.model_scale}"
-                                f"{', Lanczos' if plan.resized else ''})")
+                                f"{plan.size[0]}x{plan.size[1]} ({passes}{', Lanczos' if plan.resized else ''})")
                 display.begin("upscaling")
                 result = upscaler.upscale(image, factor, progress=display.update)
                 save_image(result, out, result.info["parameters"])

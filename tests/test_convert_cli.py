@@ -23,8 +23,8 @@ TIMEOUT = 900
 
 def sdrest_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m sdrest ARGS`` in a child interpreter, output captured (a pipe: no live bar)."""
-    return subprocess.run([sys.executable, "-m", "sdrest", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    return subprocess.run([sys.executable, "-m", "sdrest", *args], env=env, cwd=cwd, check=False,
+                          capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
@@ -74,7 +74,7 @@ def test_matches_sd_cli(vae_path: Path, sd_cli: Path, child_env: dict[str, str],
     type_args = ["--type", weight_type] if weight_type else []  # None: both keep the source's types
     theirs = tmp_path / "cli.gguf"
     done = subprocess.run([str(sd_cli), "-M", "convert", "-m", str(vae_path), "-o", str(theirs), *type_args],
-                          capture_output=True, text=True, timeout=TIMEOUT)
+                          check=False, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     ours = tmp_path / "ours.gguf"
     cli_type = ["--type", weight_type.lower()] if weight_type else []  # q4_k as a user types it
@@ -93,7 +93,7 @@ def test_vae_and_tensor_type_rules_match_sd_cli(vae_path: Path, sd_cli: Path, ch
     rules = "^vae\\.decoder\\.=f16"
     theirs = tmp_path / "cli.gguf"
     done = subprocess.run([str(sd_cli), "-M", "convert", "-m", str(model), "--vae", str(vae_path), "-o", str(theirs),
-                           "--type", "q8_0", "--tensor-type-rules", rules], capture_output=True, text=True,
+                           "--type", "q8_0", "--tensor-type-rules", rules], check=False, capture_output=True, text=True,
                           timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     ours = tmp_path / "ours.gguf"
@@ -231,7 +231,7 @@ def test_ctrl_c_on_a_terminal(child_env: dict[str, str], sd1_path: Path, tmp_pat
     assert "converting" in text and "\x1b[" in text, "a live bar on a terminal"
     assert "sdrest: interrupted" in text
     assert not out.exists() and no_leftovers(tmp_path) == []
-    gone, alive = psutil.wait_procs(workers, timeout=10)
+    _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, "the converter was left running"
 
 

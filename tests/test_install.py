@@ -56,7 +56,8 @@ def free_port() -> int:
 
 def run(*cmd: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run a script as an operator would; output captured."""
-    return subprocess.run([str(c) for c in cmd], env=clean_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(c) for c in cmd], env=clean_env(), check=False, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @dataclasses.dataclass
@@ -90,7 +91,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     have_build_deps = all(importlib.util.find_spec(name) for name in ("scikit_build_core", "pybind11"))
     isolation = ["--no-build-isolation"] if have_build_deps else []
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-                           *isolation, "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=3600)
+                           *isolation, "-w", str(out), str(REPO)], check=False, capture_output=True, text=True,
+                          timeout=3600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return next(out.glob("sdrest-*.whl"))
 
@@ -126,7 +128,7 @@ def test_layout_and_config(installed: Install) -> None:
     assert f"http://127.0.0.1:{installed.port}/" in installed.output
     assert "first admin:" in installed.output
     info = subprocess.run([str(installed.prefix / "bin" / "sdrest"), "info", "--json"], env=clean_env(),
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert info.returncode == 0, info.stderr
     facts = json.loads(info.stdout)
     assert facts["sdrest"]["location"].startswith(str(installed.prefix / "venv"))
@@ -143,7 +145,8 @@ def test_unit_file(installed: Install) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    done = subprocess.run([analyze, "verify", str(installed.unit)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([analyze, "verify", str(installed.unit)], check=False, capture_output=True, text=True,
+                          timeout=120)
     ours = [line for line in (done.stdout + done.stderr).splitlines() if str(installed.unit) in line]
     assert done.returncode == 0 and not ours, done.stdout + done.stderr
 
