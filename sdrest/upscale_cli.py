@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import textwrap
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from sdrest import terminal
 
-__all__ = ["check_writable", "output_paths", "register", "resolve_model", "run_upscale"]
+__all__ = ["check_writable", "interruptible", "output_paths", "register", "resolve_model", "run_upscale"]
 
 EXAMPLES = textwrap.dedent("""\
     examples:
@@ -111,6 +114,30 @@ def check_writable(path: Path) -> None:
         raise exc.__class__(f"-o: cannot write in '{path.parent}': {exc.strerror}") from exc
 
 
+T = TypeVar("T")
+
+
+def interruptible(call: Callable[[], T]) -> T:
+    """``call()`` on a worker thread while this one waits: Ctrl-C raises ``KeyboardInterrupt`` here at
+    once, although sd.cpp's upscaler cannot stop inside a pass (the worker keeps running)."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="sdrest-upscale", daemon=True).start()
+    done.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def run_upscale(args: argparse.Namespace) -> int:
     """Upscale every image; prints each output path on stdout. Returns the exit code."""
     verbosity = terminal.verbosity_of(args)
@@ -142,7 +169,15 @@ def run_upscale(args: argparse.Namespace) -> int:
                 display.message(f"{image_path}: {plan.source_size[0]}x{plan.source_size[1]} -> "
                                 f"{plan.size[0]}x{plan.size[1]} ({passes}{', Lanczos' if plan.resized else ''})")
                 display.begin("upscaling")
-                result = upscaler.upscale(image, factor, progress=display.update)
+                try:
+                    result = interruptible(lambda: upscaler.upscale(image, factor, progress=display.update))
+                except KeyboardInterrupt:
+                    # The pass goes on in its thread and cannot be stopped or waited for: leave now.
+                    # Nothing is half-written: outputs are saved (atomically) only after a pass.
+                    display.close(finished=False)
+                    print("sdrest: interrupted", file=sys.stderr, flush=True)
+                    sys.stdout.flush()
+                    os._exit(terminal.EXIT_INTERRUPTED)
                 save_image(result, out, result.info["parameters"])
                 print(out, flush=True)
     return 0

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +137,46 @@ def test_bad_input_is_one_line(child_env: dict[str, str], esrgan_path: Path, pho
     assert done.returncode == code
     assert words in one_line_error(done)
     assert set(tmp_path.iterdir()) == before, "nothing written"
+
+
+def test_ctrl_c_on_a_terminal(child_env: dict[str, str], esrgan_path: Path, tmp_path: Path) -> None:
+    """Ctrl-C mid-pass exits 130 at once (not when the pass ends) and writes nothing."""
+    big = tmp_path / "big.png"
+    rng = np.random.default_rng(9)
+    Image.fromarray(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)).save(big)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "sdrest", "upscale", str(big), "-m", str(esrgan_path),
+                             "--factor", "8", "--tile-size", "16"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=follower, env={**child_env, "TERM": "xterm-256color", "COLUMNS": "100"})
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 300
+        while not re.search(rb"upscaling.*\b[1-9]\d*/\d+", seen):  # the bar has counted a tile: mid-pass
+            left = deadline - time.monotonic()
+            assert left > 0, seen[-500:]
+            if select.select([leader], [], [], left)[0]:
+                seen += os.read(leader, 4096)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        stopped_in = time.monotonic() - started
+        while select.select([leader], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+        os.close(leader)
+    assert proc.returncode == 130
+    assert stopped_in < 10, f"took {stopped_in:.1f} s: the pass (hundreds of tiles) was waited for"
+    assert b"sdrest: interrupted" in seen
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"], "nothing written"
