@@ -13,6 +13,7 @@
 #include "images.h"
 #include "oracle.h"
 #include "params.h"
+#include "ggml-backend.h"
 #include "stable-diffusion.h"
 
 namespace py = pybind11;
@@ -48,6 +49,45 @@ py::list type_names() {
     }
     return out;
 }
+
+// The ggml backends compiled in (CPU, CUDA, Vulkan, Metal ...), by the registry's own names.
+py::list backend_names() {
+    py::list out;
+    for (size_t i = 0; i < ggml_backend_reg_count(); i++) {
+        out.append(py::str(ggml_backend_reg_name(ggml_backend_reg_get(i))));
+    }
+    return out;
+}
+
+// The devices those backends see: name, description, backend, kind, memory in bytes.
+py::list backend_devices() {
+    py::list out;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(dev, &free, &total);
+        const char* kind = "accel";
+        switch (ggml_backend_dev_type(dev)) {
+            case GGML_BACKEND_DEVICE_TYPE_CPU: kind = "cpu"; break;
+            case GGML_BACKEND_DEVICE_TYPE_GPU: kind = "gpu"; break;
+            case GGML_BACKEND_DEVICE_TYPE_IGPU: kind = "igpu"; break;
+            default: break;
+        }
+        py::dict d;
+        d["name"]         = ggml_backend_dev_name(dev);
+        d["description"]  = ggml_backend_dev_description(dev);
+        d["backend"]      = ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev));
+        d["type"]         = kind;
+        d["memory_free"]  = free;
+        d["memory_total"] = total;
+        out.append(d);
+    }
+    return out;
+}
+
+#ifndef SDREST_SDCPP_STAMP
+#define SDREST_SDCPP_STAMP ""
+#endif
 
 py::array canny(py::handle image, float high_threshold, float low_threshold, float weak, float strong, bool inverse) {
     Keepalive keep;
@@ -211,5 +251,10 @@ PYBIND11_MODULE(_native, m, py::mod_gil_not_used()) {
           "sd.cpp's Canny edge preprocessor; returns a new array.");
     m.def("detect_model_version", &detect_model_version, py::arg("path"), py::arg("prefix") = "",
           "Test oracle: the model version sd.cpp's loader detects in a file (None if none).");
+    m.def("backend_names", &backend_names, "The ggml backends compiled in (CPU, CUDA, Vulkan ...).");
+    m.def("backend_devices", &backend_devices,
+          "The devices ggml sees: dicts of name, description, backend, type, memory_free, memory_total.");
+    m.def("sdcpp_stamp", [] { return std::string(SDREST_SDCPP_STAMP); },
+          "The fetch stamp of the pinned source built in (pin, sdist sha256, patches digest); empty for another checkout.");
     m.def("model_version_names", &model_version_names, "sd.cpp's model_version_to_str table.");
 }

@@ -2,7 +2,8 @@
 
 Each module in ``SUBCOMMANDS`` exposes ``register(subparsers)``, which adds its
 subcommands with ``set_defaults(func=...)``; ``func(args) -> int`` is the exit code.
-Errors end with a non-zero exit and one readable line on stderr.
+Errors end with a non-zero exit and one readable line on stderr (``sdrest.terminal``):
+no traceback unless ``--debug``, 130 for Ctrl-C, 2 for a bad command line.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from sdrest.info_cli import VersionAction
+from sdrest.terminal import OneLineErrorParser, run_command
+
 SUBCOMMANDS = (
+    "sdrest.generate_cli",
+    "sdrest.convert_cli",
+    "sdrest.upscale_cli",
+    "sdrest.info_cli",
     "sdrest.models.cli",
     "sdrest.server.cli",
 )
@@ -20,7 +28,8 @@ SUBCOMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every available subcommand registered."""
-    parser = argparse.ArgumentParser(prog="sdrest", description="stable-diffusion.cpp from Python")
+    parser = OneLineErrorParser(prog="sdrest", description="stable-diffusion.cpp from Python")
+    parser.add_argument("--version", action=VersionAction, help="print the versions of sdrest and stable-diffusion.cpp")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -40,14 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("sdrest: interrupted", file=sys.stderr)
-        return 130
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:
-        print(f"sdrest: error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

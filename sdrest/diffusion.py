@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Union
 
 from typing_extensions import Unpack
@@ -16,9 +17,12 @@ from PIL import Image
 from sdrest import _native, names
 from sdrest.checks import PathLike, check_float, check_int, check_path, check_side
 from sdrest.errors import Cancelled
+from sdrest.imagefiles import has_pattern, output_paths, save_webp_animation, write_all
 from sdrest.images import ImageLike, size_of, to_array, to_pil
+from sdrest.infotext import infotext
 from sdrest.logs import sync_log_threshold
 from sdrest.options import ImageOptions, VideoOptions
+from sdrest.parameters import describe
 from sdrest.progress import ProgressCallback, preview_adapter, progress_adapter
 from sdrest.threads import available_physical_cores
 
@@ -68,7 +72,12 @@ LoRAArgument = Union[LoRA, PathLike, tuple[PathLike, float], Mapping[str, float]
 
 @dataclass
 class GenerationResult:
-    """What a generation returns: the images, the seed of each, and the parameters used."""
+    """What a generation returns: the images, the seed of each, and the parameters used.
+
+    ``parameters`` is JSON-safe and friendly (see :func:`sdrest.parameters.describe`):
+    sampler and scheduler by name, ``seeds`` one per image, model names. Each image carries
+    its A1111 ``parameters`` text in ``image.info["parameters"]``; :meth:`save` writes it along.
+    """
 
     images: list[Image.Image]
     seeds: list[int]
@@ -83,17 +92,28 @@ class GenerationResult:
     def __getitem__(self, index: int) -> Image.Image:
         return self.images[index]
 
+    def output_paths(self, path_or_pattern: PathLike, *, begin_index: int = 0) -> list[Path]:
+        """Where :meth:`save` writes each image (see :func:`sdrest.imagefiles.output_paths`)."""
+        return output_paths(os.fspath(path_or_pattern), self.seeds, begin_index=begin_index)
 
-def _without_images(value: Any) -> Any:
-    """A deep copy of a parameter dict with the images (arrays, lists of arrays) left out."""
-    if isinstance(value, Mapping):
-        kept = {k: _without_images(v) for k, v in value.items()
-                if not isinstance(v, np.ndarray)
-                and not (isinstance(v, list) and any(isinstance(x, np.ndarray) for x in v))}
-        return kept
-    if isinstance(value, list):
-        return [_without_images(v) for v in value]
-    return value
+    def save(self, path_or_pattern: PathLike, *, overwrite: bool = True, begin_index: int = 0,
+             fps: int = 16) -> list[Path]:
+        """Write the images, each carrying its parameters; returns the paths written.
+
+        ``"cat.png"`` for one image; for several, ``"cat_%03d.png"``, ``"cat-{seed}.png"`` or
+        ``"cat-{index}.png"`` (a plain ``"cat.png"`` becomes ``cat_0.png, cat_1.png ...``, as
+        sd.cpp's CLI does). A video's frames go to one animated WebP when the name ends in
+        ``.webp`` and has no pattern. Nothing is written unless everything can be (all or nothing);
+        ``overwrite=False`` raises ``FileExistsError`` first.
+        """
+        target = os.fspath(path_or_pattern)
+        if self.parameters.get("mode") == "video" and len(self.images) > 1 and not has_pattern(target) \
+                and Path(target).suffix.lower() == ".webp":
+            return [save_webp_animation(self.images, Path(target), fps=fps, overwrite=overwrite,
+                                        parameters=self.images[0].info.get("parameters"))]
+        paths = self.output_paths(target, begin_index=begin_index)
+        return write_all(self.images, paths, [image.info.get("parameters") for image in self.images],
+                         overwrite=overwrite)
 
 
 def _check_keywords(options: Mapping[str, Any], allowed: type, method: str) -> None:
@@ -174,6 +194,9 @@ class StableDiffusion:
         params = self._context_params(locals(), options)
         self.model_files = {k: params[v] for k, v in _PATH_ARGUMENTS.items() if params.get(v)}
         self.n_threads: int = params["n_threads"]
+        rng_names = {v: k for k, v in names.rng_table().items()}
+        self._rng: Optional[str] = rng_names.get(params["rng_type"])
+        self._sampler_rng: Optional[str] = rng_names.get(params.get("sampler_rng_type", -1))
         sync_log_threshold()
         adapter = progress_adapter(progress, None, lambda: None)
         self._ctx = _native.Context(params, adapter)
@@ -317,14 +340,15 @@ class StableDiffusion:
             raise ValueError("this model cannot generate video (only the Wan family and SVD can)")
         params = _native.default_vid_gen_params()
         high: dict[str, Any] = {}
-        for key in ("high_noise_steps", "high_noise_cfg_scale", "high_noise_sampler", "high_noise_scheduler"):
-            if key in kwargs:
-                high[key[len("high_noise_"):]] = kwargs.pop(key)
+        for key in [k for k in kwargs if k.startswith("high_noise_")]:
+            high[key[len("high_noise_"):]] = kwargs.pop(key)
         for key in ("moe_boundary", "vace_strength"):
             if key in kwargs:
                 params[key] = check_float(kwargs.pop(key), key)
         if video_frames is not None:
             params["video_frames"] = check_int(video_frames, "video_frames", 1, 10000)
+        if "strength" in kwargs:
+            params["strength"] = check_float(kwargs.pop("strength"), "strength", 0.0, 1.0)
         if init_image is not None:
             params["init_image"] = to_array(init_image, channels=3, argument="init_image")
         if end_image is not None:
@@ -332,13 +356,18 @@ class StableDiffusion:
         if control_frames is not None:
             params["control_frames"] = [to_array(f, channels=3, argument="control_frames") for f in control_frames]
         if high:
-            self._apply_sampling(params["high_noise_sample_params"], dict(high), "high_noise_")
-        return self._run(params, prompt, kwargs, video=True)
+            high_kwargs = dict(high)
+            self._apply_sampling(params["high_noise_sample_params"], high_kwargs, "high_noise_")
+            if high_kwargs:
+                raise TypeError(f"generate_video() got an unexpected keyword argument 'high_noise_{next(iter(high_kwargs))}'")
+        return self._run(params, prompt, kwargs, mode="video")
 
     def _generate_images(self, prompt: str, image: Optional[ImageLike], kwargs: dict[str, Any]) -> GenerationResult:
         self._context()
         params = _native.default_img_gen_params()
+        mode = "txt2img"
         if image is not None:
+            mode = "img2img" if kwargs.get("mask") is None else "inpaint"
             init = to_array(image, channels=3, argument="image")
             params["init_image"] = init
             width, height = size_of(init)
@@ -374,7 +403,7 @@ class StableDiffusion:
         if kwargs.get("hires") is not None:
             params["hires"] = self._hires(params["hires"], kwargs.pop("hires"))
         kwargs.pop("hires", None)
-        return self._run(params, prompt, kwargs, video=False)
+        return self._run(params, prompt, kwargs, mode=mode)
 
     @staticmethod
     def _hires(defaults: dict[str, Any], hires: Any) -> dict[str, Any]:
@@ -437,8 +466,9 @@ class StableDiffusion:
             if key in kwargs:
                 slg[c_key] = check_float(kwargs.pop(key), prefix + key, 0.0, 100.0)
 
-    def _run(self, params: dict[str, Any], prompt: str, kwargs: dict[str, Any], *, video: bool) -> GenerationResult:
+    def _run(self, params: dict[str, Any], prompt: str, kwargs: dict[str, Any], *, mode: str) -> GenerationResult:
         ctx = self._context()
+        video = mode == "video"
         if not isinstance(prompt, str):
             raise TypeError(f"prompt: expected a string, got {type(prompt).__name__}")
         params["prompt"] = prompt
@@ -462,11 +492,17 @@ class StableDiffusion:
         params["seed"] = check_int(seed, "seed", 0, 2**63 - 1)
         params["loras"] = _lora_list(kwargs.pop("loras", None))
         self._apply_sampling(params["sample_params"], kwargs)
-        if params["sample_params"]["sample_method"] == _native.SAMPLE_METHOD_COUNT:
-            params["sample_params"]["sample_method"] = names.sampler_table()[self._default_sampler]
+        sample = params["sample_params"]
+        if sample["sample_method"] == _native.SAMPLE_METHOD_COUNT:
+            sample["sample_method"] = names.sampler_table()[self._default_sampler]
+        if sample["scheduler"] == _native.SCHEDULER_COUNT:
+            # What sd.cpp's CLI does before every call: the model's default for this sampler.
+            sample["scheduler"] = ctx.default_scheduler(sample["sample_method"])
         tiling = kwargs.pop("vae_tiling", None)
         if tiling:
-            params["vae_tiling_params"] = dict(params["vae_tiling_params"], enabled=True, **(tiling if isinstance(tiling, Mapping) else {}))
+            settings = dict(tiling) if isinstance(tiling, Mapping) else {}
+            if settings.pop("enabled", True):
+                params["vae_tiling_params"] = {**params["vae_tiling_params"], **settings, "enabled": True}
         cache_settings = kwargs.pop("cache", None)
         if cache_settings:
             cache_settings = dict(cache_settings)
@@ -475,9 +511,12 @@ class StableDiffusion:
             params["cache"] = dict(params["cache"], **cache_settings)
         progress = kwargs.pop("progress", None)
         preview = kwargs.pop("preview", None)
+        noisy = bool(kwargs.pop("preview_noisy", False))
         preview_options = {
             "mode": names.lookup(names.preview_table, kwargs.pop("preview_mode", "proj"), "preview_mode"),
             "interval": check_int(kwargs.pop("preview_interval", 1), "preview_interval", 1, MAX_STEPS),
+            "noisy": noisy,
+            "denoised": not noisy,
         }
         cancel = kwargs.pop("cancel", None)
         if cancel is not None and not hasattr(cancel, "is_set"):
@@ -494,7 +533,11 @@ class StableDiffusion:
         generate = ctx.generate_video if video else ctx.generate_image
         # The native context serializes calls from several threads.
         arrays = generate(params, adapter, preview_adapter(preview), preview_options)
-        recorded = _without_images(params)
         seed = params["seed"]
         seeds = [seed] * len(arrays) if video else [seed + i for i in range(len(arrays))]
-        return GenerationResult([to_pil(a) for a in arrays], seeds, recorded)
+        friendly = describe(params, mode=mode, seeds=seeds, model_files=self.model_files, rng=self._rng,
+                            sampler_rng=self._sampler_rng)
+        images = [to_pil(a) for a in arrays]
+        for image, image_seed in zip(images, seeds):
+            image.info["parameters"] = infotext(friendly, image_seed)
+        return GenerationResult(images, seeds, friendly)

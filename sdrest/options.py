@@ -47,6 +47,7 @@ class CommonOptions(SamplingOptions, total=False):
     ``vae_tiling`` is ``True`` or a dict of ``sd_tiling_params_t`` fields; ``cache`` a dict
     of ``sd_cache_params_t`` fields with ``mode`` by name. ``progress`` gets a
     :class:`~sdrest.Progress` per step, ``preview`` ``(step, images, is_noisy)``;
+    ``preview_noisy`` previews the noisy latents instead of the denoised ones;
     ``cancel`` is an event that stops the call within one step.
     """
 
@@ -62,6 +63,7 @@ class CommonOptions(SamplingOptions, total=False):
     preview: Optional[PreviewCallback]
     preview_mode: str
     preview_interval: int
+    preview_noisy: bool
     cancel: Optional[threading.Event]
 
 
@@ -81,11 +83,20 @@ class ImageOptions(CommonOptions, total=False):
 
 
 class VideoOptions(CommonOptions, total=False):
-    """Video generation (Wan family): the high-noise expert's sampling and MoE/VACE settings."""
+    """Video generation (Wan family): the high-noise expert's sampling (every sampling keyword with a
+    ``high_noise_`` prefix), MoE/VACE settings, and ``strength`` for an init image."""
 
+    strength: float
     high_noise_steps: int
     high_noise_cfg_scale: float
+    high_noise_img_cfg_scale: float
+    high_noise_guidance: float
     high_noise_sampler: str
     high_noise_scheduler: str
+    high_noise_eta: Optional[float]
+    high_noise_skip_layers: Optional[Sequence[int]]
+    high_noise_skip_layer_start: float
+    high_noise_skip_layer_end: float
+    high_noise_slg_scale: float
     moe_boundary: float
     vace_strength: float

@@ -19,7 +19,7 @@ def test_result_carries_images_seeds_and_parameters(sd1: sdrest.StableDiffusion)
     assert result.seeds == [11, 12]
     assert [im.size for im in result] == [(SIZE, SIZE)] * 2
     assert result.parameters["prompt"] == "a cat"
-    assert result.parameters["sample_params"]["sample_steps"] == 1
+    assert result.parameters["steps"] == 1
     for image in result:
         array = np.asarray(image)
         assert array.dtype == np.uint8 and array.shape == (SIZE, SIZE, 3)

@@ -117,13 +117,13 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
 
 
 def run_upscale(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
-    """An ESRGAN upscale of the input image."""
+    """An ESRGAN upscale of the input image, by exactly ``upscale_factor`` (default: the model's scale)."""
     upscaler = ctx.models.upscaler(params["_upscaler"])
     image = _input_image(ctx, params["_inputs"]["image"])
     result = upscaler.upscale(image, params.get("upscale_factor"), progress=_on_progress(ctx))
-    text = f"Upscaled with {params.get('esrgan_model')} x{params.get('upscale_factor') or upscaler.factor}"
+    text = result.info["parameters"]  # factor, model, passes, resize: what was done
     save_png(result, ctx.output_dir / "000.png", text)
-    return TaskResult(["000.png"], {"width": result.width, "height": result.height})
+    return TaskResult(["000.png"], {"width": result.width, "height": result.height, "parameters": text})
 
 
 def run_convert(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
