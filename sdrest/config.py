@@ -60,6 +60,7 @@ class ServerConfig:
     max_batch: int = _setting(16, "largest batch_count accepted")
     default_model: str | None = _setting(None, "model used when a request names none")
     log_level: str = _setting("info", "log level", ("debug", "info", "warning", "error"))
+    log_file: Path | None = _setting(None, "also log to this file, rotated at 10 MiB (5 kept)")  # noqa: RUF009
     models_links: str = _setting("follow", "links in the models dir: follow them all, or only those whose target "
                                  "is inside the models dir (hardened installs)", ("follow", "inside"))
     allowed_hosts: str = _setting("", "more names clients may reach the server by (the Host header), comma-separated; "

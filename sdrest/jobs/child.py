@@ -12,6 +12,7 @@ import faulthandler
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from dataclasses import asdict, dataclass
@@ -49,17 +50,17 @@ class WorkerSpec:
 
 
 def capabilities() -> dict[str, Any]:
-    """What this build of the native library offers: names (from the C library), versions, system info."""
+    """What this build of the native library offers and sees: names (from the C library), versions, the
+    backends compiled in, the devices they find, system info."""
     import sdrest
-    from sdrest import names
-    from sdrest.system import sdcpp_version, system_info
+    from sdrest import names, system
 
-    info = system_info()
-    backends = [name for name in ("CUDA", "Vulkan", "Metal", "SYCL", "OpenCL", "HIP")
-                if f"{name} = 1" in info or f"{name.upper()} = 1" in info]
+    compiled = system.backends()
+    accelerators = [name for name in compiled if name != "CPU"]
     return {"samplers": names.samplers(), "schedulers": names.schedulers(), "weight_types": names.weight_types(),
-            "sdrest": sdrest.__version__, "sdcpp": sdcpp_version(), "system_info": info,
-            "backend": backends[0] if backends else "CPU"}
+            "sdrest": sdrest.__version__, "sdcpp": {**system.sdcpp_version(), **system.sdcpp_source()},
+            "system_info": system.system_info(), "backends": compiled, "devices": system.devices(),
+            "backend": accelerators[0] if accelerators else "CPU"}
 
 
 def _lost() -> None:
@@ -91,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                         memory_budget_mb=spec.memory_budget_mb)
     worker = Worker(spec.name, queue, models, outputs_dir=data / "outputs", inputs_dir=data / "inputs",
                     registry=registry, roots=roots)
+    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group: the supervisor
+    # stops this worker; a SIGTERM of its own hands the running job back like a stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: worker.request_stop())
     found = capabilities()
     queue.report(spec.name, {"alive": True, "pid": os.getpid(), "device": spec.device, "host": "process",
                              "capabilities": found, "loaded": []})

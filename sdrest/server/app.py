@@ -23,7 +23,7 @@ from sdrest.models.registry import Registry
 from sdrest.server import openapi
 from sdrest.server.errors import exception_handlers
 from sdrest.server.hosts import HostGuard, HostPolicy
-from sdrest.server.middleware import BodyLimit
+from sdrest.server.middleware import AccessLog, BodyLimit
 from sdrest.server.requests import RequestParser
 from sdrest.server.routes import generate, models, queue, system, utility
 from sdrest.server.state import ServerState
@@ -102,6 +102,7 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
             retention.cancel()
             await anyio.to_thread.run_sync(jobs.stop)
 
-    return Starlette(routes=routes, middleware=[Middleware(HostGuard, policy=HostPolicy.from_config(config)),
+    return Starlette(routes=routes, middleware=[Middleware(AccessLog),
+                                                Middleware(HostGuard, policy=HostPolicy.from_config(config)),
                                                 Middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))],
                      exception_handlers=exception_handlers(), lifespan=lifespan)

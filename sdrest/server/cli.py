@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
 import sys
 from typing import Any
 
-from sdrest.config import add_arguments, load_config
+from sdrest.config import ServerConfig, add_arguments, load_config
 
 
 def register(subparsers: Any) -> None:
@@ -19,6 +20,34 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=serve)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(config: ServerConfig) -> None:
+    """Log to stderr, and to ``config.log_file`` (rotated at 10 MiB, 5 kept) when set, at ``config.log_level``."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if config.log_file is not None:
+        config.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.handlers.RotatingFileHandler(config.log_file, maxBytes=10 * 2**20, backupCount=5,
+                                                             encoding="utf-8"))
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT, handlers=handlers, force=True)
+
+
+def warn_about_models_dir(config: ServerConfig) -> None:
+    """One warning, with what to do, when there is no models dir or nothing in it."""
+    log = logging.getLogger("sdrest.server")
+    folder = config.models_dir
+    if folder is None:
+        log.warning("no --models-dir given: no model can be used. Start with --models-dir DIR, DIR holding "
+                    "checkpoints/, diffusion_models/, vae/, lora/, esrgan/ ... (see docs/models.md)")
+    elif not folder.is_dir():
+        log.warning("the models dir %s does not exist: create it and put checkpoints in %s/checkpoints/ "
+                    "(see docs/models.md)", folder, folder)
+    elif not any(folder.iterdir()):
+        log.warning("the models dir %s is empty: put checkpoints in %s/checkpoints/, LoRAs in %s/lora/ ... "
+                    "(see docs/models.md), or quantize one with `sdrest convert`", folder, folder, folder)
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run until stopped; re-executes itself when a restart was requested. Returns the exit code."""
     from sdrest.server.app import create_app
@@ -26,11 +55,15 @@ def serve(args: argparse.Namespace) -> int:
 
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
     config = load_config(flags)
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config)
+    warn_about_models_dir(config)
     app = create_app(config)
     server = Server(uvicorn_config(app, config))
     app.state.uvicorn_server = server
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly: nothing to add
+        return 130
     state = getattr(app.state, "sdrest", None)
     if state is not None and state.restart_requested:
         sys.stdout.flush()

@@ -73,7 +73,7 @@ def uvicorn_config(app: Starlette, config: ServerConfig, **overrides: Any) -> uv
     settings: dict[str, Any] = {
         "host": config.host, "port": config.port, "log_level": config.log_level, "http": protocol,
         "timeout_keep_alive": config.keep_alive_seconds, "limit_concurrency": config.max_connections,
-        "timeout_graceful_shutdown": 5, "access_log": config.log_level == "debug",
+        "timeout_graceful_shutdown": 5, "access_log": False, "log_config": None,  # sdrest.access, our handlers
     }
     settings.update(overrides)
     return uvicorn.Config(app, **settings)

@@ -89,6 +89,8 @@ def _system_info(capabilities: dict) -> dict:
                    "process_rss_mb": proc.memory_info().rss // 2**20},
         "gpu": _gpus(),
         "backend": capabilities.get("backend", "CPU"),
+        "backends": capabilities.get("backends", []),
+        "devices": capabilities.get("devices", []),
         "sdcpp": {"system_info": capabilities.get("system_info", ""), **capabilities.get("sdcpp", {})},
         "platform": {"system": platform.system(), "release": platform.release(),
                      "python": platform.python_version(), "pid": os.getpid()},
