@@ -19,6 +19,7 @@ from PIL import Image
 
 from sdrest.jobs.models import ModelCache
 from sdrest.jobs.outputs import a1111_parameters, save_png
+from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
 
 GENERATION_KINDS = ("txt2img", "img2img", "inpainting", "controlnet", "video")
@@ -135,10 +136,20 @@ def run_convert(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
     return TaskResult([], {"output_path": params["output_name"], "size": Path(dst).stat().st_size})
 
 
+def registry_hashes(registry: Registry, model_id: str, **options: Any) -> Hashes:
+    """``registry.hashes(model_id)``; a model the registry does not know yet (added since this worker read the
+    models dir) makes it rescan once."""
+    try:
+        registry.find(model_id)
+    except KeyError:
+        registry.scan()
+    return registry.hashes(model_id, **options)
+
+
 def model_short_hash(registry: Registry, model_id: str) -> str | None:
     """A1111's short hash (``autov2``) of a registry model, or None when the file is gone or unreadable."""
     try:
-        return registry.hashes(model_id).autov2
+        return registry_hashes(registry, model_id).autov2
     except (KeyError, OSError):
         return None
 
@@ -162,7 +173,7 @@ def run_hash(params: dict[str, Any], ctx: TaskContext) -> TaskResult:
                 ctx.progress(index * 100 + percent, len(ids) * 100, 0.0, "hashing")
 
         try:
-            hashes[model_id] = ctx.registry.hashes(model_id, progress=progress, cancel=ctx.cancel).to_dict()
+            hashes[model_id] = registry_hashes(ctx.registry, model_id, progress=progress, cancel=ctx.cancel).to_dict()
         except HashCancelled:
             raise Cancelled("cancelled") from None
     return TaskResult([], {"hashes": hashes})

@@ -154,3 +154,15 @@ def test_controlnet(real_server: LiveServer) -> None:
     assert body["status"] == "succeeded", body
     meta = parse_a1111_parameters(Image.open(io.BytesIO(base64.b64decode(body["images"][0]["data"]))).info["parameters"])
     assert meta["Control strength"] == "0.8"
+
+
+def test_a_model_added_after_the_workers_started_can_be_hashed(real_server: LiveServer) -> None:
+    client = real_server.client
+    models_dir = real_server.state.config.models_dir
+    source = models_dir / "lora" / "sd1_lora.safetensors"
+    late = models_dir / "lora" / "late_arrival.safetensors"
+    late.write_bytes(source.read_bytes())
+    assert client.post("/api/models/refresh").json()["added"] == ["lora/late_arrival"]
+    job = wait_job(client, client.post("/api/models/hash", json={"models": ["lora/late_arrival"]}).json()["job_id"])
+    assert job["status"] == "succeeded", job
+    assert job["result"]["hashes"]["lora/late_arrival"]["sha256"] == hashlib.sha256(late.read_bytes()).hexdigest()
