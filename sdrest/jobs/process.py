@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import sdrest
-from sdrest.jobs.child import WorkerSpec
+from sdrest.jobs.spec import WorkerSpec
 from sdrest.jobs.queue import CANCEL, STOP, Control, WorkerQueue
 from sdrest.jobs.store import CANCELLED, FAILED, Job
 from sdrest.jobs.worker import Worker

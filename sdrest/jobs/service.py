@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sdrest.jobs.child import WorkerSpec
+from sdrest.jobs.spec import WorkerSpec
 from sdrest.jobs.events import EventBus
 from sdrest.jobs.metrics import Metrics
 from sdrest.jobs.models import ModelCache, ModelLoader
@@ -62,7 +62,7 @@ class JobService:
                 self.hosts.append(WorkerProcess(spec, self.queue, cancel_grace=cancel_grace_seconds,
                                                 job_timeout=job_timeout_seconds, stop_grace=cancel_grace_seconds))
             return
-        from sdrest.jobs.child import capabilities
+        from sdrest.jobs.spec import capabilities
         from sdrest.jobs.tasks import run_task
 
         found = capabilities()

@@ -103,6 +103,9 @@ def test_api_without_native_crash_then_sigterm_then_restart(tmp_path: Path, synt
         job = wait_job(client, crashed, 60)
         assert job["status"] == "failed" and job["error"] == "the worker died with SIGSEGV during sampling"
 
+        # the next job runs on a new worker, which keeps its model for the next one
+        assert wait_job(client, submit(server), 300)["status"] == "succeeded"
+
         # SIGTERM while a job is in text conditioning (it cannot stop there), an SSE stream follows it
         # and a request waits for another
         long = submit(server, prompt=LONG_PROMPT)
