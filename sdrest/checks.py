@@ -60,3 +60,39 @@ def check_side(value: Any, argument: str) -> int:
     if side % 8:
         raise ValueError(f"{argument}: must be a multiple of 8, got {side}")
     return side
+
+
+class ArgumentError(ValueError):
+    """A ``ValueError`` about one argument; ``argument`` names it (the request field, for an API)."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+#: Schedulers whose sd.cpp schedule needs more than one step. GITS takes its schedule from a table
+#: that starts at two steps; unpatched sd.cpp reads ``table[steps - 2]`` and crashes at one step
+#: (third_party/patches/0003-gits-one-step.patch fixes our build; this keeps other builds safe).
+MIN_SCHEDULER_STEPS = {"gits": 2}
+
+
+def check_schedule(scheduler: str | None, steps: int, argument: str = "steps") -> None:
+    """Refuse a step count ``scheduler`` (an sd.cpp name; ``None``: the model's default) cannot schedule.
+
+    Pure Python (no native import): the API server checks requests with it before queueing, the
+    library before native work. Raises :class:`ArgumentError` naming ``argument``.
+    """
+    minimum = MIN_SCHEDULER_STEPS.get(scheduler or "", 1)
+    if steps < minimum:
+        raise ArgumentError(argument, f"the {scheduler} scheduler needs at least {minimum} steps, got {steps}")
+
+
+def hires_schedule_steps(steps: int, hires_steps: int, denoising_strength: float) -> int:
+    """The length of the schedule sd.cpp builds for a hires-fix pass (``hires_steps`` 0: ``steps``).
+
+    sd.cpp stretches it so that trimming by the denoising strength leaves ``hires_steps``:
+    ``int(steps / denoising_strength)`` in single precision, the strength clamped to [0.0001, 1].
+    """
+    wanted = np.float32(hires_steps if hires_steps > 0 else steps)
+    strength = np.float32(min(max(denoising_strength, 0.0001), 1.0))
+    return int(wanted / strength)

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from sdrest import _native, names
-from sdrest.checks import PathLike, check_float, check_int, check_path, check_side
+from sdrest.checks import (MAX_SIDE, PathLike, check_float, check_int, check_path, check_schedule, check_side,
+                           hires_schedule_steps)
 from sdrest.errors import Cancelled
 from sdrest.images import ImageLike, size_of, to_array, to_pil
 from sdrest.logs import sync_log_threshold
@@ -94,6 +95,11 @@ def _without_images(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_images(v) for v in value]
     return value
+
+
+def _scheduler_name(value: int) -> Optional[str]:
+    """sd.cpp's name of a ``scheduler_t`` value; ``None`` for ``SCHEDULER_COUNT`` (the model's default)."""
+    return next((name for name, v in names.scheduler_table().items() if v == value), None)
 
 
 def _check_keywords(options: Mapping[str, Any], allowed: type, method: str) -> None:
@@ -390,10 +396,18 @@ class StableDiffusion:
                 out["model_path"] = check_path(value, "hires.model_path")
             elif key in ("target_width", "target_height"):
                 out[key] = check_side(value, f"hires.{key}")
-            elif key in ("steps", "upscale_tile_size"):
-                out[key] = check_int(value, f"hires.{key}", 0, MAX_STEPS)
-            elif key in ("scale", "denoising_strength"):
-                out[key] = check_float(value, f"hires.{key}", 0.0, 16.0)
+            elif key == "steps":
+                out[key] = check_int(value, "hires.steps", 0, MAX_STEPS)
+            elif key == "upscale_tile_size":
+                out[key] = check_int(value, "hires.upscale_tile_size", 1, MAX_SIDE)
+            elif key == "scale":
+                out[key] = check_float(value, "hires.scale", 0.0, 16.0)
+            elif key == "denoising_strength":
+                # sd.cpp clamps it to 0.0001 and divides the steps by it: 0 would mean 10000 times the steps
+                strength = check_float(value, "hires.denoising_strength", 0.0, 1.0)
+                if strength <= 0.0:
+                    raise ValueError(f"hires.denoising_strength: must be above 0 and at most 1, got {value}")
+                out[key] = strength
             elif key == "enabled":
                 out[key] = bool(value)
             else:
@@ -436,6 +450,9 @@ class StableDiffusion:
         for key, c_key in (("skip_layer_start", "layer_start"), ("skip_layer_end", "layer_end"), ("slg_scale", "scale")):
             if key in kwargs:
                 slg[c_key] = check_float(kwargs.pop(key), prefix + key, 0.0, 100.0)
+        if not prefix and not sample["custom_sigmas"]:
+            # the high-noise pass of a video takes its sigmas from this schedule, so it is the one to check
+            check_schedule(_scheduler_name(sample["scheduler"]), sample["sample_steps"], "steps")
 
     def _run(self, params: dict[str, Any], prompt: str, kwargs: dict[str, Any], *, video: bool) -> GenerationResult:
         ctx = self._context()
@@ -462,6 +479,12 @@ class StableDiffusion:
         params["seed"] = check_int(seed, "seed", 0, 2**63 - 1)
         params["loras"] = _lora_list(kwargs.pop("loras", None))
         self._apply_sampling(params["sample_params"], kwargs)
+        hires = params.get("hires")
+        if not video and hires and hires["enabled"]:
+            # sd.cpp schedules the hires pass with the request's scheduler (not the model's default)
+            sample = params["sample_params"]
+            length = hires_schedule_steps(sample["sample_steps"], hires["steps"], hires["denoising_strength"])
+            check_schedule(_scheduler_name(sample["scheduler"]), length, "hires.steps")
         if params["sample_params"]["sample_method"] == _native.SAMPLE_METHOD_COUNT:
             params["sample_params"]["sample_method"] = names.sampler_table()[self._default_sampler]
         tiling = kwargs.pop("vae_tiling", None)

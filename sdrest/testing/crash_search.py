@@ -233,11 +233,17 @@ def matrix_cases() -> list[Case]:
     return cases
 
 
-def library_twin(case: Case) -> Case:
-    """The library-layer equivalent of a native matrix case."""
+MATRIX_KEYS = ("sample_params.sample_method", "sample_params.scheduler", "sample_params.sample_steps", "batch_count",
+               "sample_params.guidance.txt_cfg")
+
+
+def library_twin(case: Case) -> Optional[Case]:
+    """The library-layer equivalent of a native matrix case (``None`` for any other case)."""
     from sdrest import names
 
     opts = case.options
+    if case.layer != "native" or any(key not in opts for key in MATRIX_KEYS):
+        return None
     samplers = {v: k for k, v in names.sampler_table().items()}
     schedulers = {v: k for k, v in names.scheduler_table().items()}
     keywords = {"sampler": samplers[opts["sample_params.sample_method"]],
@@ -247,8 +253,19 @@ def library_twin(case: Case) -> Case:
     return Case(case.name, "library", "txt2img", keywords, group=case.group)
 
 
+def priority(case: Case) -> tuple[int, int, int]:
+    """Run order: the matrix at one step first, then the edge values, then the rest of the matrix.
+
+    A search cut short (``--limit``, a slow machine) has then covered what crashes most often.
+    """
+    if case.group == "matrix":
+        steps, batch = case.options["sample_params.sample_steps"], case.options["batch_count"]
+        return (0 if (steps, batch) == (1, 1) else 3, steps, batch)
+    return (1 if case.layer == "native" else 2, 0, 0)
+
+
 def all_cases(groups: Iterable[str]) -> list[Case]:
-    """The cases of the named groups (``edges``, ``matrix``)."""
+    """The cases of the named groups (``edges``, ``matrix``), in :func:`priority` order."""
     cases: list[Case] = []
     for group in groups:
         if group == "edges":
@@ -257,7 +274,7 @@ def all_cases(groups: Iterable[str]) -> list[Case]:
             cases += matrix_cases()
         else:
             raise ValueError(f"group: unknown group {group!r}; expected edges or matrix")
-    return cases
+    return sorted(cases, key=priority)
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -307,7 +324,7 @@ def run_case(sd: Any, case: Case) -> dict[str, Any]:
     return {"images": len(images), "uniform": uniform}
 
 
-def worker_main(model: str, memory_gb: float) -> int:
+def worker_main(model: str, memory_gb: float, taesd: Optional[str] = None) -> int:
     """The child: load the model, then run the JSON cases read from stdin, one result line each."""
     if memory_gb > 0:
         limit = int(memory_gb * 2**30)
@@ -319,7 +336,7 @@ def worker_main(model: str, memory_gb: float) -> int:
     import sdrest
 
     logging.getLogger("sdrest.native").setLevel(logging.ERROR)
-    sd = sdrest.StableDiffusion(model, n_threads=1)
+    sd = sdrest.StableDiffusion(model, n_threads=1, taesd=taesd)
     results.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         case = Case(**json.loads(line))
@@ -331,8 +348,8 @@ def worker_main(model: str, memory_gb: float) -> int:
             result = {"outcome": "ok", "detail": f"{info['images']} images"
                       + (f", {info['uniform']} uniform" if info["uniform"] else "")}
         except Exception as exc:  # noqa: BLE001 - every Python error is an outcome to report
-            message = str(exc).strip().splitlines()
-            result = {"outcome": "error", "detail": f"{type(exc).__name__}: {message[0] if message else ''}"[:160],
+            message = " ".join(line.strip() for line in str(exc).strip().splitlines())
+            result = {"outcome": "error", "detail": f"{type(exc).__name__}: {message}"[:300],
                       "native": type(exc).__name__ == "NativeError"}
         result["seconds"] = time.monotonic() - started
         results.write(json.dumps(result) + "\n")
@@ -345,11 +362,13 @@ def worker_main(model: str, memory_gb: float) -> int:
 class Child:
     """One worker process and its pipes; stderr goes to a temporary file for post-mortems."""
 
-    def __init__(self, model: Path, memory_gb: float, start_timeout: float) -> None:
+    def __init__(self, model: Path, memory_gb: float, start_timeout: float, taesd: Optional[Path] = None) -> None:
         self.log = tempfile.TemporaryFile()
+        self.taesd = taesd
+        extra = ["--taesd", str(taesd)] if taesd is not None else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sdrest.testing.crash_search", "--worker", "--model", str(model),
-             "--memory-gb", str(memory_gb)],
+             "--memory-gb", str(memory_gb), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
         )
         self.selector = selectors.DefaultSelector()
@@ -424,10 +443,20 @@ class Settings:
     memory_gb: float = 10.0
     fresh: bool = False
     start_timeout: float = 300.0
+    #: decode the matrix's images with this TAESD (the samplers are what the matrix is about)
+    matrix_taesd: Optional[Path] = None
+
+    def taesd_for(self, case: Case) -> Optional[Path]:
+        """The TAESD a child running ``case`` loads, if any."""
+        return self.matrix_taesd if case.group == "matrix" else None
+
+    def child_for(self, case: Case) -> "Child":
+        """A fresh child set up for ``case``."""
+        return Child(self.model, self.memory_gb, self.start_timeout, self.taesd_for(case))
 
 
 def _run_fresh(case: Case, settings: Settings) -> Outcome:
-    child = Child(settings.model, settings.memory_gb, settings.start_timeout)
+    child = settings.child_for(case)
     try:
         return child.run(case, settings.timeout)
     finally:
@@ -442,8 +471,11 @@ def _worker_thread(cases: "queue.Queue[Case]", results: list[Outcome], settings:
             case = cases.get_nowait()
         except queue.Empty:
             break
+        if child is not None and child.taesd != settings.taesd_for(case):
+            child.kill()
+            child = None
         if child is None:
-            child = Child(settings.model, settings.memory_gb, settings.start_timeout)
+            child = settings.child_for(case)
         outcome = child.run(case, settings.timeout)
         native_failure = outcome.outcome != "ok" and not (outcome.outcome == "error"
                                                           and "NativeError" not in outcome.detail)
@@ -455,8 +487,9 @@ def _worker_thread(cases: "queue.Queue[Case]", results: list[Outcome], settings:
             if confirmed.outcome != "crash":
                 confirmed.detail += f" (crashed after other cases in one child: {outcome.detail})"
             outcome = confirmed
-        if case.group == "matrix" and case.layer == "native" and outcome.outcome != "ok":
-            outcome.library = _run_fresh(library_twin(case), settings)
+        twin = library_twin(case) if case.group == "matrix" and outcome.outcome != "ok" else None
+        if twin is not None:
+            outcome.library = _run_fresh(twin, settings)
         results.append(outcome)
         report(outcome)
     if child is not None:
@@ -534,11 +567,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the outcomes here")
     parser.add_argument("--list", action="store_true", help="print the cases and exit")
     parser.add_argument("--model", type=Path, help="checkpoint (default: the synthetic SD1)")
+    parser.add_argument("--full-vae", action="store_true",
+                        help="decode the matrix with the full VAE too (default: the synthetic TAESD, faster)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--taesd", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker_main(str(args.model), args.memory_gb)
-    cases = all_cases(args.group or ("edges", "matrix"))
+        return worker_main(str(args.model), args.memory_gb, args.taesd)
+    cases = all_cases(args.group or ("matrix", "edges"))
     if args.layer:
         cases = [c for c in cases if c.layer == args.layer]
     for pattern in args.match:
@@ -555,6 +591,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         args.model = sd1_checkpoint()
     settings = Settings(args.model, args.timeout, args.memory_gb, args.fresh)
+    if not args.full_vae and any(c.group == "matrix" for c in cases):
+        from sdrest.testing.synthetic import taesd
+
+        settings.matrix_taesd = taesd()
     started = time.monotonic()
     done = [0]
 
