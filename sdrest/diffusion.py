@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 from sdrest import _native, names
-from sdrest.checks import (MAX_SIDE, PathLike, check_float, check_int, check_path, check_schedule, check_side,
-                           hires_schedule_steps)
+from sdrest.checks import (MAX_SIDE, PathLike, check_cache, check_float, check_int, check_path, check_schedule,
+                           check_side, check_sigmas, check_tiling, hires_schedule_steps)
 from sdrest.errors import Cancelled
 from sdrest.images import ImageLike, size_of, to_array, to_pil
 from sdrest.logs import sync_log_threshold
@@ -441,7 +441,7 @@ class StableDiffusion:
             sample["flow_shift"] = check_float(kwargs.pop("flow_shift"), prefix + "flow_shift", 0.0, 100.0)
         kwargs.pop("flow_shift", None)
         if kwargs.get("sigmas") is not None:
-            sample["custom_sigmas"] = [check_float(s, prefix + "sigmas", 0.0, 1e4) for s in kwargs.pop("sigmas")]
+            sample["custom_sigmas"] = check_sigmas(kwargs.pop("sigmas"), prefix + "sigmas")
         kwargs.pop("sigmas", None)
         slg = guidance["slg"]
         if kwargs.get("skip_layers") is not None:
@@ -489,13 +489,16 @@ class StableDiffusion:
             params["sample_params"]["sample_method"] = names.sampler_table()[self._default_sampler]
         tiling = kwargs.pop("vae_tiling", None)
         if tiling:
-            params["vae_tiling_params"] = dict(params["vae_tiling_params"], enabled=True, **(tiling if isinstance(tiling, Mapping) else {}))
+            tiling = dict(tiling) if isinstance(tiling, Mapping) else tiling
+            params["vae_tiling_params"] = check_tiling(tiling, params["vae_tiling_params"])
         cache_settings = kwargs.pop("cache", None)
         if cache_settings:
-            cache_settings = dict(cache_settings)
+            if not isinstance(cache_settings, Mapping):
+                raise TypeError("cache: expected a dict of step-cache settings")
+            cache = check_cache(dict(cache_settings), params["cache"])
             if "mode" in cache_settings:
-                cache_settings["mode"] = names.lookup(names.cache_mode_table, cache_settings["mode"], "cache.mode")
-            params["cache"] = dict(params["cache"], **cache_settings)
+                cache["mode"] = names.lookup(names.cache_mode_table, cache_settings["mode"], "cache.mode")
+            params["cache"] = cache
         progress = kwargs.pop("progress", None)
         preview = kwargs.pop("preview", None)
         preview_options = {
