@@ -359,6 +359,19 @@ def worker_main(model: str, memory_gb: float, taesd: Optional[str] = None) -> in
 # -- the parent ----------------------------------------------------------------------------------
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of a child: it imports the same sdrest as this process.
+
+    ``PYTHONSAFEPATH`` keeps the working directory off the child's ``sys.path``: from a source
+    checkout, ``./sdrest`` (without the compiled extension) must not shadow the package in use.
+    """
+    import sdrest
+
+    package_root = str(Path(sdrest.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "PYTHONSAFEPATH": "1"}
+
+
 class Child:
     """One worker process and its pipes; stderr goes to a temporary file for post-mortems."""
 
@@ -369,7 +382,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sdrest.testing.crash_search", "--worker", "--model", str(model),
              "--memory-gb", str(memory_gb), *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1, env=_child_env(),
         )
         self.selector = selectors.DefaultSelector()
         assert self.proc.stdout is not None
