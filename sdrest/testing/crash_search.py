@@ -574,6 +574,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="case groups to run (repeatable; default: both)")
     parser.add_argument("--layer", choices=("native", "library"), help="only this layer's cases")
     parser.add_argument("--match", action="append", default=[], help="only cases whose name contains this")
+    parser.add_argument("--start", type=int, default=0, help="skip this many cases first (resume a search)")
     parser.add_argument("--limit", type=int, help="run at most this many cases")
     parser.add_argument("--jobs", type=int, default=2, help="children at a time (default 2)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds a case may take (default 90)")
@@ -594,6 +595,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         cases = [c for c in cases if c.layer == args.layer]
     for pattern in args.match:
         cases = [c for c in cases if pattern in c.name]
+    cases = cases[args.start:]
     if args.limit is not None:
         cases = cases[:args.limit]
     if args.list:
