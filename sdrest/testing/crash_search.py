@@ -573,7 +573,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--group", action="append", choices=("edges", "matrix"),
                         help="case groups to run (repeatable; default: both)")
     parser.add_argument("--layer", choices=("native", "library"), help="only this layer's cases")
-    parser.add_argument("--match", action="append", default=[], help="only cases whose name contains this")
+    parser.add_argument("--match", action="append", default=[], help="only cases whose name contains this (repeatable: all must match)")
     parser.add_argument("--start", type=int, default=0, help="skip this many cases first (resume a search)")
     parser.add_argument("--limit", type=int, help="run at most this many cases")
     parser.add_argument("--jobs", type=int, default=2, help="children at a time (default 2)")
