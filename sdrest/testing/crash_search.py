@@ -66,6 +66,9 @@ FLOAT_VALUES: tuple[Any, ...] = (0.0, -1.0, HUGE_FLOAT, math.nan, math.inf, -mat
 NON_INT_VALUES: tuple[Any, ...] = (math.nan, math.inf)
 SEQUENCE_VALUES: tuple[Any, ...] = ([], [0.0], [-1.0], [HUGE_FLOAT], [math.nan], [math.inf], [14.6, 0.0])
 SIDE_FIELDS = {"width", "height", "target_width", "target_height"}
+#: the tiling cases: a 128x128 image (16x16 latent) decoded in 4x4 tiles, so tiles overlap and blend
+TILED: dict[str, Any] = {"width": 128, "height": 128, "vae_tiling_params.tile_size_x": 4,
+                         "vae_tiling_params.tile_size_y": 4}
 #: the base of every case: small, fast, reproducible
 BASE_LIBRARY: dict[str, Any] = {"width": 64, "height": 64, "steps": 2, "sampler": "euler", "seed": 42}
 MATRIX_STEPS = (1, 2, 3)
@@ -128,8 +131,11 @@ def _native_extras(path: str) -> dict[str, Any]:
     if path == "strength":
         return {"init_image": "gray", "mask_image": "white"}
     group = path.split(".")[0]
-    if group in ("hires", "vae_tiling_params") and not path.endswith(".enabled"):
-        return {f"{group}.enabled": True}
+    if group == "vae_tiling_params" and not path.endswith(".enabled"):
+        # at 64x64 the latent fits in one tile and nothing is blended: make several small tiles
+        return {"vae_tiling_params.enabled": True, **TILED}
+    if group == "hires" and not path.endswith(".enabled"):
+        return {"hires.enabled": True}
     if group == "cache" and path != "cache.mode":
         from sdrest import names
 
@@ -210,9 +216,13 @@ def library_edge_cases() -> list[Case]:
             kind = "int" if isinstance(default, int) else "float"
             for value in _library_values(path, kind):
                 settings = {path: value}
+                options: dict[str, Any] = {keyword: settings}
                 if keyword == "cache":
                     settings["mode"] = "ucache"
-                cases.append(Case(f"{keyword}.{path}={_fmt(value)}", "library", "txt2img", {keyword: settings}))
+                if keyword == "vae_tiling":
+                    settings.update({k.split(".")[1]: v for k, v in TILED.items() if "." in k and k.split(".")[1] != path})
+                    options.update(width=TILED["width"], height=TILED["height"])
+                cases.append(Case(f"{keyword}.{path}={_fmt(value)}", "library", "txt2img", options))
     return cases
 
 
