@@ -73,18 +73,20 @@ def test_library_refuses_crashing_combinations(sd1: sdrest.StableDiffusion, opti
     assert value in str(info.value)
 
 
-def test_library_refuses_gits_one_step_in_img2img(sd1: sdrest.StableDiffusion) -> None:
+def test_library_refuses_what_crashes_img2img(sd1: sdrest.StableDiffusion) -> None:
     import numpy as np
 
     image = np.full((64, 64, 3), 128, dtype=np.uint8)
     with pytest.raises(ValueError, match=r"^steps: the gits scheduler needs at least 2 steps, got 1"):
         sd1.img2img(image, "x", scheduler="gits", steps=1, **SMALL)
+    with pytest.raises(ValueError, match=r"^strength: must be between 0.0 and 1.0, got -1"):
+        sd1.img2img(image, "x", strength=-1.0, **SMALL)
 
 
 def test_patched_sd_cpp_survives_what_the_library_refuses(sd1_path: Path, taesd_path: Path) -> None:
     """A tiny slice of the crash search, the library's check bypassed, in a child process:
-    gits with one step samples (patch 0003), zero steps is an error instead of a crash (patch 0004),
-    and the library's own layer refuses gits with one step."""
+    gits with one step samples (patch 0003), zero steps (patch 0004) and a negative img2img strength
+    (patch 0005) are errors instead of crashes, and the library's own layer refuses gits with one step."""
     gits = sdrest.schedulers().index("gits")
     euler = sdrest.samplers().index("euler")
     cases = [
@@ -94,14 +96,17 @@ def test_patched_sd_cpp_survives_what_the_library_refuses(sd1_path: Path, taesd_
                                                    "sample_params.guidance.txt_cfg": 1.0}),
         Case("gits steps=1", "library", "txt2img", {"scheduler": "gits", "steps": 1, "cfg_scale": 1.0}),
         Case("sample_steps=0", "native", "txt2img", {"sample_params.sample_steps": 0}),
+        Case("strength=-1", "native", "txt2img", {"init_image": "gray", "mask_image": "white", "strength": -1.0}),
     ]
     settings = Settings(sd1_path, timeout=300, memory_gb=8)
     settings.matrix_taesd = taesd_path
     cases = [Case(c.name, c.layer, c.call, c.options, group="matrix") for c in cases]  # TAESD decodes: faster
-    native_gits, library_gits, zero_steps = crash_search.search(cases, settings, jobs=1)
+    native_gits, library_gits, zero_steps, negative_strength = crash_search.search(cases, settings, jobs=1)
     assert native_gits.outcome == "ok", native_gits.detail
     assert library_gits.outcome == "error", library_gits.detail
     assert library_gits.detail.startswith("ArgumentError: steps: the gits scheduler needs at least 2 steps"), \
         library_gits.detail
     assert zero_steps.outcome == "error" and "NativeError" in zero_steps.detail, zero_steps.detail
-    assert "at least one step" in zero_steps.detail or "sigmas" in zero_steps.detail, zero_steps.detail
+    assert "at least one step" in zero_steps.detail, zero_steps.detail
+    assert negative_strength.outcome == "error", negative_strength.detail  # patch 0005
+    assert "strength must be in [0, 1]" in negative_strength.detail, negative_strength.detail

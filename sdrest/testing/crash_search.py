@@ -66,9 +66,9 @@ FLOAT_VALUES: tuple[Any, ...] = (0.0, -1.0, HUGE_FLOAT, math.nan, math.inf, -mat
 NON_INT_VALUES: tuple[Any, ...] = (math.nan, math.inf)
 SEQUENCE_VALUES: tuple[Any, ...] = ([], [0.0], [-1.0], [HUGE_FLOAT], [math.nan], [math.inf], [14.6, 0.0])
 SIDE_FIELDS = {"width", "height", "target_width", "target_height"}
-#: the tiling cases: a 128x128 image (16x16 latent) decoded in 4x4 tiles, so tiles overlap and blend
-TILED: dict[str, Any] = {"width": 128, "height": 128, "vae_tiling_params.tile_size_x": 4,
-                         "vae_tiling_params.tile_size_y": 4}
+#: the tiling cases: a 128x128 image (16x16 latent) decoded in overlapping 8x8 tiles, so tiles blend
+TILED: dict[str, Any] = {"width": 128, "height": 128, "vae_tiling_params.tile_size_x": 8,
+                         "vae_tiling_params.tile_size_y": 8}
 #: the base of every case: small, fast, reproducible
 BASE_LIBRARY: dict[str, Any] = {"width": 64, "height": 64, "steps": 2, "sampler": "euler", "seed": 42}
 MATRIX_STEPS = (1, 2, 3)
