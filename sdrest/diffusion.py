@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from sdrest import _native, names
-from sdrest.checks import PathLike, check_float, check_int, check_path, check_side
+from sdrest.checks import (MAX_SIDE, PathLike, check_cache, check_float, check_int, check_path, check_schedule,
+                           check_side, check_sigmas, check_tiling, hires_schedule_steps)
 from sdrest.errors import Cancelled
 from sdrest.imagefiles import has_pattern, output_paths, save_webp_animation, write_all
 from sdrest.images import ImageLike, size_of, to_array, to_pil
@@ -114,6 +115,11 @@ class GenerationResult:
         paths = self.output_paths(target, begin_index=begin_index)
         return write_all(self.images, paths, [image.info.get("parameters") for image in self.images],
                          overwrite=overwrite)
+
+
+def _scheduler_name(value: int) -> Optional[str]:
+    """sd.cpp's name of a ``scheduler_t`` value; ``None`` for ``SCHEDULER_COUNT`` (the model's default)."""
+    return next((name for name, v in names.scheduler_table().items() if v == value), None)
 
 
 def _check_keywords(options: Mapping[str, Any], allowed: type, method: str) -> None:
@@ -419,10 +425,18 @@ class StableDiffusion:
                 out["model_path"] = check_path(value, "hires.model_path")
             elif key in ("target_width", "target_height"):
                 out[key] = check_side(value, f"hires.{key}")
-            elif key in ("steps", "upscale_tile_size"):
-                out[key] = check_int(value, f"hires.{key}", 0, MAX_STEPS)
-            elif key in ("scale", "denoising_strength"):
-                out[key] = check_float(value, f"hires.{key}", 0.0, 16.0)
+            elif key == "steps":
+                out[key] = check_int(value, "hires.steps", 0, MAX_STEPS)
+            elif key == "upscale_tile_size":
+                out[key] = check_int(value, "hires.upscale_tile_size", 1, MAX_SIDE)
+            elif key == "scale":
+                out[key] = check_float(value, "hires.scale", 0.0, 16.0)
+            elif key == "denoising_strength":
+                # sd.cpp clamps it to 0.0001 and divides the steps by it: 0 would mean 10000 times the steps
+                strength = check_float(value, "hires.denoising_strength", 0.0, 1.0)
+                if strength <= 0.0:
+                    raise ValueError(f"hires.denoising_strength: must be above 0 and at most 1, got {value}")
+                out[key] = strength
             elif key == "enabled":
                 out[key] = bool(value)
             else:
@@ -456,7 +470,7 @@ class StableDiffusion:
             sample["flow_shift"] = check_float(kwargs.pop("flow_shift"), prefix + "flow_shift", 0.0, 100.0)
         kwargs.pop("flow_shift", None)
         if kwargs.get("sigmas") is not None:
-            sample["custom_sigmas"] = [check_float(s, prefix + "sigmas", 0.0, 1e4) for s in kwargs.pop("sigmas")]
+            sample["custom_sigmas"] = check_sigmas(kwargs.pop("sigmas"), prefix + "sigmas")
         kwargs.pop("sigmas", None)
         slg = guidance["slg"]
         if kwargs.get("skip_layers") is not None:
@@ -465,6 +479,9 @@ class StableDiffusion:
         for key, c_key in (("skip_layer_start", "layer_start"), ("skip_layer_end", "layer_end"), ("slg_scale", "scale")):
             if key in kwargs:
                 slg[c_key] = check_float(kwargs.pop(key), prefix + key, 0.0, 100.0)
+        if not prefix and not sample["custom_sigmas"]:
+            # the high-noise pass of a video takes its sigmas from this schedule, so it is the one to check
+            check_schedule(_scheduler_name(sample["scheduler"]), sample["sample_steps"], "steps")
 
     def _run(self, params: dict[str, Any], prompt: str, kwargs: dict[str, Any], *, mode: str) -> GenerationResult:
         ctx = self._context()
@@ -498,17 +515,23 @@ class StableDiffusion:
         if sample["scheduler"] == _native.SCHEDULER_COUNT:
             # What sd.cpp's CLI does before every call: the model's default for this sampler.
             sample["scheduler"] = ctx.default_scheduler(sample["sample_method"])
+        hires = params.get("hires")
+        if not video and hires and hires["enabled"]:
+            # sd.cpp schedules the hires pass with the request's scheduler (resolved above, as sd-cli does)
+            length = hires_schedule_steps(sample["sample_steps"], hires["steps"], hires["denoising_strength"])
+            check_schedule(_scheduler_name(sample["scheduler"]), length, "hires.steps")
         tiling = kwargs.pop("vae_tiling", None)
         if tiling:
-            settings = dict(tiling) if isinstance(tiling, Mapping) else {}
-            if settings.pop("enabled", True):
-                params["vae_tiling_params"] = {**params["vae_tiling_params"], **settings, "enabled": True}
+            tiling = dict(tiling) if isinstance(tiling, Mapping) else tiling
+            params["vae_tiling_params"] = check_tiling(tiling, params["vae_tiling_params"])
         cache_settings = kwargs.pop("cache", None)
         if cache_settings:
-            cache_settings = dict(cache_settings)
+            if not isinstance(cache_settings, Mapping):
+                raise TypeError("cache: expected a dict of step-cache settings")
+            cache = check_cache(dict(cache_settings), params["cache"])
             if "mode" in cache_settings:
-                cache_settings["mode"] = names.lookup(names.cache_mode_table, cache_settings["mode"], "cache.mode")
-            params["cache"] = dict(params["cache"], **cache_settings)
+                cache["mode"] = names.lookup(names.cache_mode_table, cache_settings["mode"], "cache.mode")
+            params["cache"] = cache
         progress = kwargs.pop("progress", None)
         preview = kwargs.pop("preview", None)
         noisy = bool(kwargs.pop("preview_noisy", False))

@@ -13,6 +13,7 @@ from typing import Any
 
 from PIL import Image
 
+from sdrest.checks import ArgumentError, check_schedule
 from sdrest.config import ServerConfig
 from sdrest.models.companions import resolve
 from sdrest.models.registry import MODEL_EXTENSIONS, ModelEntry, Registry
@@ -231,6 +232,10 @@ class RequestParser:
             "preview_interval": f.integer("preview_interval", 1, 1, 1000),
             "vae_tiling": f.boolean("vae_tiling", False),
         }
+        try:
+            check_schedule(params["scheduler"], params["steps"])
+        except ArgumentError as exc:
+            raise invalid(exc.argument, str(exc)) from None
         for side in ("width", "height"):
             if params[side] is not None and params[side] % 8:
                 raise invalid(side, f"must be a multiple of 8, got {params[side]}")
