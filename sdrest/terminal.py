@@ -65,7 +65,7 @@ class Verbosity(enum.IntEnum):
 
 def add_arguments(parser: argparse.ArgumentParser, *, verbose_short: bool = True) -> None:
     """Add ``-q/--quiet``, ``-v/--verbose`` and ``--debug`` to a subcommand's parser."""
-    group = parser.add_argument_group("output")
+    group = parser.add_argument_group("messages")
     group.add_argument("-q", "--quiet", action="store_true", help="print errors only: no progress, no messages")
     flags = ("-v", "--verbose") if verbose_short else ("--verbose",)
     group.add_argument(*flags, action="store_true", help="also print stable-diffusion.cpp's info lines")
