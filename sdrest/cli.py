@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="sdrest", description="stable-diffusion.cpp from Python")
     parser.add_argument("--version", action=VersionAction, help="print the versions of sdrest and stable-diffusion.cpp")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.set_defaults(subcommands=subparsers.choices)
     for name in SUBCOMMANDS:
         try:
             module = importlib.import_module(name)
@@ -45,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser, which names itself and its --help
+        parser_of_command = args.subcommands.get(getattr(args, "command", None), parser)
+        parser_of_command.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

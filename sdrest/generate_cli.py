@@ -224,12 +224,12 @@ def plan(args: argparse.Namespace) -> GenerateJob:
         job.mask = inputs.load_mask(mask, (width, height))
     control = value_of(args, "--control-image")
     if control and mode == "img_gen":
-        image = inputs.load_image(control, "control-image", (width, height))
+        control_image: Any = inputs.load_image(control, "control-image", (width, height))
         if value_of(args, "--canny"):
             from sdrest.preprocess import preprocess_canny
 
-            image = preprocess_canny(image)
-        call["control_image"] = image
+            control_image = preprocess_canny(control_image)
+        call["control_image"] = control_image
     if ref_images:
         call["ref_images"] = ref_images
     pm_dir = value_of(args, "--pm-id-images-dir")

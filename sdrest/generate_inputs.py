@@ -156,7 +156,8 @@ _CACHE_KEYS: dict[str, tuple[str, type]] = {
 
 def cache_settings(mode: Optional[str], options: Optional[str], scm_mask: Optional[str],
                    scm_policy: Optional[str]) -> Optional[dict[str, Any]]:
-    """The library's ``cache`` dict from sd-cli's ``--cache-mode``/``--cache-option``/``--scm-*``; None without a mode."""
+    """The library's ``cache`` dict from sd-cli's ``--cache-mode``/``--cache-option``/``--scm-*``
+    (None without a mode)."""
     if not mode:
         return None
     out: dict[str, Any] = {"mode": mode.replace("-", "_")}

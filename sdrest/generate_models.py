@@ -60,7 +60,8 @@ def resolve_model_files(model: Optional[str], diffusion_model: Optional[str],
             files["diffusion_model"] = diffusion_model
         else:
             found = _from_registry(diffusion_model, models_dir, "diffusion_model")
-            files["diffusion_model"] = found.pop("diffusion_model", None) or found.pop("model")
+            main = found.pop("diffusion_model", "") or found.pop("model")
+            files["diffusion_model"] = main
             for key, path in found.items():
                 files.setdefault(key, path)
     return files

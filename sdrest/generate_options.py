@@ -372,7 +372,8 @@ GROUPS = {
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """Add every option of :data:`OPTIONS` to ``parser``; values not given stay None (defaults apply in :func:`route`)."""
+    """Add every option of :data:`OPTIONS` to ``parser``; values not given stay None
+    (the defaults apply in :func:`route` and :func:`value_of`)."""
     groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
     for option in OPTIONS:
         group = groups[option.group]

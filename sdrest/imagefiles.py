@@ -58,10 +58,12 @@ def output_paths(pattern: str, seeds: Sequence[int], *, begin_index: int = 0) ->
         base = pattern if known else pattern + ".png"
         out = []
         for i, seed in enumerate(seeds):
-            name = _printf(base, begin_index + i)
-            name = _FIELDS.sub(lambda m, i=i, seed=seed: format(seed if m.group(1) == "seed" else begin_index + i,
-                                                                 (m.group(2) or ":")[1:]), name)
-            out.append(Path(name))
+            values = {"seed": seed, "index": begin_index + i}
+
+            def field(match: re.Match[str], values: dict[str, int] = values) -> str:
+                return format(values[match.group(1)], (match.group(2) or ":")[1:])
+
+            out.append(Path(_FIELDS.sub(field, _printf(base, begin_index + i))))
         if len(set(out)) != len(out):
             raise ValueError(f"output: {pattern!r} gives several images the same name; use %d or {{index}}")
         return out

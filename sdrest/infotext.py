@@ -91,7 +91,9 @@ def parse_infotext(text: str) -> dict[str, str]:
     lines = text.split("\n")
     last = lines[-1] if len(lines) > 1 else ""
     body = lines[:-1] if len(lines) > 1 else lines
-    prompt_lines, negative_lines, in_negative = [], [], False
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    in_negative = False
     for line in body:
         if line.startswith("Negative prompt: "):
             in_negative = True

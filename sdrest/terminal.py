@@ -54,7 +54,8 @@ PLAIN_INTERVAL_S = 10.0
 
 
 class Verbosity(enum.IntEnum):
-    """How much a command prints: ``-q`` errors only, default progress, ``-v`` native info lines, ``--debug`` everything."""
+    """How much a command prints: ``-q`` errors only, default progress, ``-v`` native info lines,
+    ``--debug`` everything."""
 
     QUIET = 0
     NORMAL = 1
@@ -64,7 +65,7 @@ class Verbosity(enum.IntEnum):
 
 def add_arguments(parser: argparse.ArgumentParser, *, verbose_short: bool = True) -> None:
     """Add ``-q/--quiet``, ``-v/--verbose`` and ``--debug`` to a subcommand's parser."""
-    group = parser.add_argument_group("output")
+    group = parser.add_argument_group("messages")
     group.add_argument("-q", "--quiet", action="store_true", help="print errors only: no progress, no messages")
     flags = ("-v", "--verbose") if verbose_short else ("--verbose",)
     group.add_argument(*flags, action="store_true", help="also print stable-diffusion.cpp's info lines")
@@ -159,7 +160,7 @@ class ProgressDisplay:
         self.interactive = is_interactive(self.stream) if interactive is None else interactive
         self._clock = clock
         self._rich: Optional[RichProgress] = None
-        self._task: Optional[Any] = None
+        self._task: Any = None
         self._phase: Optional[str] = None
         self._label = ""
         self._last_step = 0
@@ -220,7 +221,8 @@ class ProgressDisplay:
             self._phase_started -= step * max(seconds_per_step, 0.0)  # the steps already done took time too
         self._last_step, self._seconds = step, seconds_per_step
         rate = format_rate(seconds_per_step)
-        eta = f"ETA {format_duration((steps - step) * seconds_per_step)}" if seconds_per_step > 0 and step < steps else ""
+        remaining = (steps - step) * seconds_per_step
+        eta = f"ETA {format_duration(remaining)}" if seconds_per_step > 0 and step < steps else ""
         if self._rich is not None:
             self._rich.update(self._task, completed=step, rate=rate, eta=eta)
             return

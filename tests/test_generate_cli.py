@@ -66,10 +66,11 @@ def test_piped_progress_is_plain_lines(first_run: tuple[Path, subprocess.Complet
     assert any(re.fullmatch(r"sampling 1/1 [\d.]+ (it/s|s/it) in \d+:\d\d", line) for line in lines), done.stderr
 
 
-def test_refuses_to_overwrite_without_force(child_env: dict[str, str], sd1_path: Path,
+def test_refuses_to_overwrite_without_force(child_env: dict[str, str], sd1_path: Path, tmp_path: Path,
                                             first_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    cwd, _ = first_run
-    before = (cwd / "cat-42.png").read_bytes()
+    cwd = tmp_path
+    before = (first_run[0] / "cat-42.png").read_bytes()
+    (cwd / "cat-42.png").write_bytes(before)
     done = sdrest(child_env, "generate", "a dog", "-m", str(sd1_path), *TINY, "-o", "cat-{seed}.png", cwd=cwd)
     assert done.returncode == 1
     assert done.stderr == "sdrest: error: output: 'cat-42.png' exists (use --force to overwrite)\n"
@@ -118,7 +119,7 @@ def test_ctrl_c_stops_within_a_step_and_leaves_no_file(child_env: dict[str, str]
                                                         tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "sdrest", "generate", "a cat", "-m", str(sd1_path), "-W", "64",
                              "-H", "64", "--steps", "200", "-t", "2", "-o", "out.png"],
-                            cwd=tmp_path, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # the plain progress says when loading is done: sampling comes next
@@ -134,6 +135,9 @@ def test_ctrl_c_stops_within_a_step_and_leaves_no_file(child_env: dict[str, str]
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
     assert code == 130, rest
     assert rest.endswith("sdrest: interrupted\n") and "Traceback" not in rest, rest
     assert stopped_in < 60, "200 steps would take minutes: it stopped at the next step"
