@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,16 @@ def sd1(sd1_path: Path) -> sdrest.StableDiffusion:
     """One SD1 context shared by the tests that only generate (loading costs seconds)."""
     with sdrest.StableDiffusion(sd1_path) as sd:
         yield sd
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sdrest_logger_restored() -> Iterator[None]:
+    """A command run in this process (``sdrest generate``'s entry point) configures the ``sdrest`` logger for a
+    terminal; put it back after each test module (module scope: it is set up before the module's own fixtures,
+    which may run the command), so later modules see their log records."""
+    import logging
+
+    logger = logging.getLogger("sdrest")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
