@@ -18,10 +18,14 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "SDREST_"
+#: the ``auth`` modes (docs/security.md)
+AUTH_MODES = ("none", "api-key", "jwt", "pam", "unix", "optional")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,43 @@ class ServerConfig:
                                  "is inside the models dir (hardened installs)", ("follow", "inside"))
     allowed_hosts: str = _setting("", "more names clients may reach the server by (the Host header), comma-separated; "
                                   "loopback names and the bound address always work; * allows any")
+    # -- authentication (docs/security.md) --
+    auth: str = _setting("none", "who may use the server: none (anyone who reaches it; loopback only unless "
+                         "allow_unauthenticated_network), api-key, jwt (local users and API keys), pam or unix "
+                         "(system users), optional (guests may generate, signed-in users get their own space)",
+                         AUTH_MODES)
+    allow_unauthenticated_network: bool = _setting(False, "with auth none, allow binding an address other than "
+                                                          "loopback (anyone who reaches the port can do anything)")
+    pam_service: str = _setting("sdrest", "the PAM service for auth pam (install.sh writes /etc/pam.d/sdrest; "
+                                          "'login' is used where that file is absent)")
+    admin_users: str = _setting("", "system users (auth pam or unix) who are admins, comma-separated")
+    jwt_secret: str | None = _setting(None, "the HS256 signing secret (default: generated into the data dir, "
+                                            "mode 0600)", secret=True)
+    access_token_minutes: float = _setting(15.0, "lifetime of an access token (and of a session cookie's idle time)")
+    refresh_token_days: float = _setting(14.0, "lifetime of a refresh token and of a browser session")
+    signed_url_seconds: int = _setting(3600, "lifetime of a signed output URL")
+    login_attempts: int = _setting(5, "failed logins (per user name, and per client address) before back-off")
+    login_backoff_seconds: float = _setting(30.0, "the first back-off after too many failed logins; it doubles "
+                                                  "with each further failure, up to an hour")
+    max_queued_per_user: int = _setting(20, "most unfinished jobs one user (not an admin) may have at once "
+                                            "(0: no limit)")
+    requests_per_minute: int = _setting(60, "most generation requests per minute from one user (not an admin) "
+                                            "(0: no limit)")
+    cors_origins: str = _setting("", "origins (scheme://host[:port]) whose pages may call the API, "
+                                     "comma-separated; none by default")
+    # -- images given as URLs --
+    url_images: bool = _setting(False, "accept http(s) URLs for input images and answer /api/image/download "
+                                       "(public addresses only, see url_fetch_allow)")
+    url_fetch_allow: str = _setting("", "networks (CIDR) URL downloads may reach although they are not public, "
+                                        "comma-separated")
+    url_max_mb: float = _setting(20.0, "largest image a URL download may fetch")
+    url_timeout_seconds: float = _setting(15.0, "longest a URL download may take, redirects included")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly copy (paths as strings)."""
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        """A JSON-friendly copy (paths as strings); secrets show only whether they are set."""
+        secret = {f.name for f in dataclasses.fields(self) if f.metadata.get("secret")}
+        return {k: ("(set)" if v else None) if k in secret else (str(v) if isinstance(v, Path) else v)
+                for k, v in dataclasses.asdict(self).items()}
 
     @property
     def device_list(self) -> list[str]:
@@ -77,6 +114,16 @@ class ServerConfig:
         if not items or any(not (item == "default" or item.isascii() and item.isdigit()) for item in items):
             return []
         return items
+
+    @property
+    def origin_list(self) -> list[str]:
+        """``cors_origins`` as a list, each without a trailing slash."""
+        return [item.strip().rstrip("/") for item in self.cors_origins.split(",") if item.strip()]
+
+    @property
+    def admin_list(self) -> list[str]:
+        """``admin_users`` as a list."""
+        return [item.strip() for item in self.admin_users.split(",") if item.strip()]
 
     @property
     def db_path(self) -> Path:
@@ -111,6 +158,11 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
             out: Any = int(value)
         elif kind == "float":
             out = float(value)
+        elif kind == "bool":
+            text = str(value).strip().lower()
+            if not isinstance(value, bool) and text not in _TRUE | _FALSE:
+                raise ValueError
+            out = value if isinstance(value, bool) else text in _TRUE
         elif kind == "Path":
             out = Path(os.path.expanduser(str(value)))
         else:
@@ -128,8 +180,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="YAML config file (env: SDREST_CONFIG)")
     for f in _fields():
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, default=None, choices=f.metadata.get("choices"),
-                            help=f"{f.metadata['help']} (env: {ENV_PREFIX}{f.name.upper()}, default: {f.default})")
+        help_text = f"{f.metadata['help']} (env: {ENV_PREFIX}{f.name.upper()}, default: {f.default})"
+        if _base_type(f) == "bool":
+            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, choices=f.metadata.get("choices"), help=help_text)
 
 
 def load_config(
@@ -177,5 +232,11 @@ def validate(config: ServerConfig) -> ServerConfig:
         raise ValueError("cancel_grace_seconds, job_timeout_seconds: must not be negative")
     if config.queue_limit < 1:
         raise ValueError("queue_limit: must be at least 1")
+    if min(config.max_queued_per_user, config.requests_per_minute, config.login_attempts) < 0:
+        raise ValueError("max_queued_per_user, requests_per_minute, login_attempts: must not be negative")
+    if config.access_token_minutes <= 0 or config.refresh_token_days <= 0 or config.signed_url_seconds <= 0:
+        raise ValueError("access_token_minutes, refresh_token_days, signed_url_seconds: must be positive")
+    if "*" in config.origin_list:
+        raise ValueError("cors_origins: list the origins; '*' would let every site use a signed-in browser")
     models = config.models_dir.resolve() if config.models_dir else None
     return dataclasses.replace(config, data_dir=config.data_dir.resolve(), models_dir=models)

@@ -45,6 +45,10 @@ BODY_ERRORS = (400, 413, 415, 422)
 #: what a route with path parameters can answer: nothing by that name
 PATH_ERRORS = (404,)
 
+#: who may call a route: anyone, any signed-in principal (a guest too, with ``auth optional``), or admins
+PUBLIC, USER, ADMIN = "public", "user", "admin"
+ACCESS_LEVELS = (PUBLIC, USER, ADMIN)
+
 
 class ApiRoute(Route):
     """A Starlette route plus what the OpenAPI document says about it.
@@ -52,14 +56,18 @@ class ApiRoute(Route):
     ``status`` and ``response`` describe the usual answer, ``responses`` any other success (``{200: schema}``);
     ``errors`` the error statuses particular to the route: those every route, every query, every body and every
     path parameter can bring are added by :meth:`error_statuses`. ``content_type`` may list several media types.
+    ``access`` says who may call it (:data:`PUBLIC`, :data:`USER`, :data:`ADMIN`; :mod:`sdrest.server.auth`).
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: Sequence[str], summary: str, tag: str,
                  request: Schema | None = None, response: Schema | None = None,
                  query: dict[str, Schema] | None = None, status: int = 200, errors: Sequence[int] = (),
                  content_type: str | Sequence[str] = "application/json",
-                 responses: dict[int, Schema] | None = None) -> None:
+                 responses: dict[int, Schema] | None = None, access: str = USER) -> None:
         super().__init__(path, endpoint, methods=list(methods))
+        if access not in ACCESS_LEVELS:
+            raise ValueError(f"access: expected one of {ACCESS_LEVELS}, got {access!r}")
+        self.access = access
         self.summary = summary
         self.tag = tag
         self.request_schema = request
