@@ -11,7 +11,9 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
+from sdrest.auth.service import Authenticator
 from sdrest.config import ServerConfig
 from sdrest.jobs.models import ModelLoader
 from sdrest.jobs.queue import FinishHook
@@ -21,15 +23,19 @@ from sdrest.jobs.worker import Runner
 from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
 from sdrest.server import openapi
+from sdrest.server.auth import Authenticate
 from sdrest.server.errors import exception_handlers
 from sdrest.server.hosts import HostGuard, HostPolicy
-from sdrest.server.middleware import AccessLog, BodyLimit
+from sdrest.server.middleware import AccessLog, BodyLimit, SecurityHeaders
 from sdrest.server.requests import RequestParser
+from sdrest.server.routes import auth as auth_routes
 from sdrest.server.routes import generate, models, queue, system, utility
 from sdrest.server.state import ServerState
 
 log = logging.getLogger("sdrest.server")
 
+#: the request headers a page on a CORS origin may send
+CORS_HEADERS = ["Authorization", "Content-Type", "X-API-Key", "X-CSRF-Token", "X-Request-ID"]
 #: How long the server waits for its first worker to report (a CUDA start can take a while).
 WORKER_START_SECONDS = 180.0
 
@@ -62,7 +68,8 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
     ``runner`` or ``model_loader`` (stand-ins for the native work, in tests of the queue's mechanics)
     run the workers on threads of this process instead.
     """
-    api_routes = [*generate.routes(), *queue.routes(), *models.routes(), *system.routes(), *utility.routes()]
+    api_routes = [*generate.routes(), *queue.routes(), *models.routes(), *system.routes(), *utility.routes(),
+                  *auth_routes.routes()]
     routes = [*api_routes, *openapi.routes(api_routes)]
 
     @contextlib.asynccontextmanager
@@ -79,7 +86,12 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
                           job_timeout_seconds=config.job_timeout_seconds, models_dir=registry.root,
                           models_cache=cache, models_links=config.models_links, log_level=config.log_level,
                           runner=runner, model_loader=model_loader, registry=registry)
-        state = ServerState(config=config, queue=jobs.queue, registry=registry, parser=None)  # type: ignore[arg-type]
+        auth = Authenticator(config)
+        if auth.needs_admin():
+            log.warning("auth jwt: no admin exists yet, so every call but the public ones is refused. Create one "
+                        "with: sdrest users add NAME --role admin --data-dir %s", config.data_dir)
+        state = ServerState(config=config, queue=jobs.queue, registry=registry, parser=None,  # type: ignore[arg-type]
+                            auth=auth)
         state.loop = asyncio.get_running_loop()
         await anyio.to_thread.run_sync(state.rescan)
         jobs.queue.add_finish_hook(_hash_results(registry))
@@ -88,6 +100,7 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
             found = await anyio.to_thread.run_sync(jobs.wait_ready, WORKER_START_SECONDS)
         except BaseException:
             await anyio.to_thread.run_sync(jobs.stop)
+            auth.close()
             raise
         state.parser = RequestParser(config, registry, state.rescan, found["samplers"], found["schedulers"],
                                      found["weight_types"], state.loaded_model_id)
@@ -101,8 +114,13 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
             state.stopping.set()
             retention.cancel()
             await anyio.to_thread.run_sync(jobs.stop)
+            auth.close()
 
-    return Starlette(routes=routes, middleware=[Middleware(AccessLog),
-                                                Middleware(HostGuard, policy=HostPolicy.from_config(config)),
-                                                Middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))],
-                     exception_handlers=exception_handlers(), lifespan=lifespan)
+    middleware = [Middleware(AccessLog), Middleware(SecurityHeaders),
+                  Middleware(HostGuard, policy=HostPolicy.from_config(config))]
+    if config.origin_list:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=config.origin_list, allow_credentials=True,
+                                     allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=CORS_HEADERS,
+                                     expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600))
+    middleware += [Middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20)), Middleware(Authenticate)]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers(), lifespan=lifespan)

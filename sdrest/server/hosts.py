@@ -9,8 +9,8 @@ the names in ``allowed_hosts``; anything else gets a JSON 421.
 Cross-site requests: a page on any site may POST to a server on localhost (no body needed for
 ``/api/system/restart``). Browsers say where such a request comes from (``Origin``, and
 ``Sec-Fetch-Site``), so a request that changes anything (any method but GET, HEAD, OPTIONS) from an
-origin the policy would not answer as a Host gets a JSON 403. Clients that are not browsers send
-neither header and pass.
+origin the policy would not answer as a Host, and not listed in ``cors_origins``, gets a JSON 403. Clients
+that are not browsers send neither header and pass.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class HostPolicy:
     names: frozenset[str]
     any_name: bool = False
     any_address: bool = False
+    origins: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> HostPolicy:
@@ -60,7 +61,7 @@ class HostPolicy:
         extra = {host_name(n) for n in config.allowed_hosts.split(",") if n.strip()}
         bound = host_name(config.host)
         return cls(names=frozenset(LOOPBACK_NAMES | extra | {bound}), any_name="*" in extra,
-                   any_address=bound in WILDCARD_ADDRESSES)
+                   any_address=bound in WILDCARD_ADDRESSES, origins=frozenset(config.origin_list))
 
     def allows(self, header: str) -> bool:
         """Whether a request with this Host header is answered."""
@@ -102,6 +103,8 @@ class HostGuard:
     def _cross_site(self, headers: dict[bytes, str]) -> bool:
         """Whether a browser says the request comes from another site."""
         origin = headers.get(b"origin")
+        if origin is not None and origin.strip().rstrip("/") in self.policy.origins:
+            return False  # a CORS origin the settings list
         if origin is not None:
             netloc = urlsplit(origin.strip()).netloc if origin.strip() != "null" else ""
             return not netloc or not self.policy.allows(netloc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import re
 from http import HTTPStatus
@@ -12,9 +14,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
 import sdrest
-from sdrest.server.spec import ENUM_SETTING, ERROR_SCHEMA, MAXIMUM_SETTING, ApiRoute
+from sdrest.server.middleware import PAGE_POLICY
+from sdrest.server.spec import ENUM_SETTING, ERROR_SCHEMA, MAXIMUM_SETTING, PUBLIC, ApiRoute
 from sdrest.server.state import ServerState, state_of
 
+#: how a client may authenticate (docs/security.md); a route that is not public takes any one of them
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an access token from /api/auth/login, or an API key"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "basic": {"type": "http", "scheme": "basic", "description": "user name and password, or apikey:<key>"},
+    "cookie": {"type": "apiKey", "in": "cookie", "name": "sdrest_session",
+               "description": "from /api/auth/login with cookie: true; needs the X-CSRF-Token header to change things"},
+}
+SECURITY = [{name: []} for name in SECURITY_SCHEMES]
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
 
@@ -40,6 +52,7 @@ def build_document(api_routes: Sequence[ApiRoute]) -> dict[str, Any]:
             operation: dict[str, Any] = {
                 "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_')}",
                 "summary": route.summary, "tags": [route.tag], "responses": responses}
+            operation["security"] = [] if route.access == PUBLIC else SECURITY
             if parameters:
                 operation["parameters"] = parameters
             if route.request_schema is not None:
@@ -51,7 +64,7 @@ def build_document(api_routes: Sequence[ApiRoute]) -> dict[str, Any]:
         "info": {"title": "sdrest", "version": sdrest.__version__,
                  "description": "stable-diffusion.cpp as a REST service: queue, jobs, models, live progress."},
         "paths": paths,
-        "components": {"schemas": {"Error": ERROR_SCHEMA}},
+        "components": {"schemas": {"Error": ERROR_SCHEMA}, "securitySchemes": SECURITY_SCHEMES},
     }
 
 
@@ -67,6 +80,13 @@ const h=document.createElement('h2');h.textContent=t;el.appendChild(h);const ul=
 for(const [m,p,s] of ops){const li=document.createElement('li');const c=document.createElement('code');
 c.textContent=m+' '+p;li.appendChild(c);li.appendChild(document.createTextNode(' '+s));ul.appendChild(li);}
 el.appendChild(ul);}});</script></body></html>"""
+
+
+def _docs_policy() -> str:
+    """The page's Content-Security-Policy: the page policy, allowing its one inline script by its hash."""
+    script = _DOCS.partition("<script>")[2].partition("</script>")[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return PAGE_POLICY.replace("script-src 'self'", f"script-src 'self' 'sha256-{digest}'")
 
 
 def server_limits(state: ServerState) -> dict[str, Any]:
@@ -97,6 +117,7 @@ def with_limits(node: Any, limits: dict[str, Any]) -> Any:
 def routes(api_routes: Sequence[ApiRoute]) -> list[ApiRoute]:
     """``/api/openapi.json`` (covering itself and the docs page too) and ``/api/docs``."""
     document: dict[str, Any] = {}
+    policy = _docs_policy()
     served: list[dict[str, Any]] = []  # the document with this server's limits, made on the first request
 
     async def openapi_json(request: Request) -> JSONResponse:
@@ -105,10 +126,11 @@ def routes(api_routes: Sequence[ApiRoute]) -> list[ApiRoute]:
         return JSONResponse(served[0])
 
     async def docs(request: Request) -> HTMLResponse:
-        return HTMLResponse(_DOCS)
+        return HTMLResponse(_DOCS, headers={"Content-Security-Policy": policy})
 
-    own = [ApiRoute("/api/openapi.json", openapi_json, methods=["GET"], summary="This document", tag="docs"),
+    own = [ApiRoute("/api/openapi.json", openapi_json, methods=["GET"], summary="This document", tag="docs",
+                    access=PUBLIC),
            ApiRoute("/api/docs", docs, methods=["GET"], summary="API docs page", tag="docs",
-                    content_type="text/html", response={"type": "string"})]
+                    content_type="text/html", response={"type": "string"}, access=PUBLIC)]
     document.update(build_document([*api_routes, *own]))
     return own

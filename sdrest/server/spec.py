@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 Schema = dict[str, Any]
 
@@ -48,6 +49,9 @@ PATH_ERRORS = (404,)
 #: who may call a route: anyone, any signed-in principal (a guest too, with ``auth optional``), or admins
 PUBLIC, USER, ADMIN = "public", "user", "admin"
 ACCESS_LEVELS = (PUBLIC, USER, ADMIN)
+#: what a route that needs a principal can answer: no or bad credentials (401), too many failed passwords (429),
+#: no admin made yet (503); one for admins also: not an admin (403)
+AUTH_ERRORS = {USER: (401, 429, 503), ADMIN: (401, 403, 429, 503)}
 
 
 class ApiRoute(Route):
@@ -78,6 +82,13 @@ class ApiRoute(Route):
         self.content_types = (content_type,) if isinstance(content_type, str) else tuple(content_type)
         self.responses = dict(responses or {})
 
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request once :func:`sdrest.server.auth.authorize` lets it through to this route's access."""
+        from sdrest.server.auth import authorize  # the policy module imports this one
+
+        authorize(scope, self.access)
+        await super().handle(scope, receive, send)
+
     @property
     def content_type(self) -> str:
         """The first (main) media type of the usual answer."""
@@ -86,6 +97,8 @@ class ApiRoute(Route):
     def error_statuses(self) -> list[int]:
         """Every error status the route can answer, sorted."""
         statuses = set(self.errors) | set(EVERY_ROUTE_ERRORS)
+        if self.access != PUBLIC:
+            statuses.update(AUTH_ERRORS[self.access])
         if self.methods and not self.methods <= {"GET", "HEAD", "OPTIONS"}:
             statuses.update(UNSAFE_ROUTE_ERRORS)
         if self.query:

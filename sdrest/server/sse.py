@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from sdrest.auth.service import Principal
 from sdrest.jobs.events import Subscription
 from sdrest.jobs.store import FINISHED
 from sdrest.server.state import ServerState
@@ -47,8 +48,38 @@ async def next_event(sub: Subscription, stopping: asyncio.Event, timeout: float)
     return None
 
 
-async def _stream(state: ServerState, job_id: str | None) -> AsyncIterator[str]:
+class OwnerFilter:
+    """Which events of the all-jobs stream a principal sees: their own jobs' (an admin: every job's). Another
+    user's job shows only as the queue's counts, when its state changes."""
+
+    def __init__(self, state: ServerState, principal: Principal) -> None:
+        self.state = state
+        self.principal = principal
+        self._owners: dict[str, bool] = {}
+
+    def sees(self, job_id: str | None) -> bool:
+        """Whether the principal may see the events of ``job_id``."""
+        if self.principal.is_admin or job_id is None:
+            return True
+        if job_id not in self._owners:
+            if len(self._owners) > 10000:
+                self._owners.clear()
+            job = self.state.queue.get(job_id)
+            self._owners[job_id] = job is not None and self.principal.sees(job.owner)
+        return self._owners[job_id]
+
+    def shown(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The event as the principal may see it, or None."""
+        if self.sees(event.get("job_id")):
+            return event
+        if event.get("type") == "state":
+            return {"type": "counts", "job_id": None, "counts": self.state.queue.counts()}
+        return None
+
+
+async def _stream(state: ServerState, job_id: str | None, principal: Principal) -> AsyncIterator[str]:
     queue = state.queue
+    owners = OwnerFilter(state, principal)
     sub = queue.subscribe(job_id)
     try:
         yield "retry: 2000\n\n"
@@ -61,7 +92,8 @@ async def _stream(state: ServerState, job_id: str | None) -> AsyncIterator[str]:
                 if job.status in FINISHED:
                     return
         else:
-            yield frame({"type": "hello", "job_id": None, "counts": queue.counts(), "running": queue.running_ids()})
+            yield frame({"type": "hello", "job_id": None, "counts": queue.counts(),
+                         "running": [j for j in queue.running_ids() if owners.sees(j)]})
         while True:
             try:
                 event = await next_event(sub, state.stopping, KEEPALIVE_SECONDS)
@@ -72,14 +104,17 @@ async def _stream(state: ServerState, job_id: str | None) -> AsyncIterator[str]:
             if event is None:
                 yield ": keep-alive\n\n"
                 continue
-            yield frame(event)
+            shown = owners.shown(event) if job_id is None else event
+            if shown is not None:
+                yield frame(shown)
             if job_id is not None and event.get("type") == "state" and event.get("status") in FINISHED:
                 return
     finally:
         queue.unsubscribe(sub)
 
 
-def event_stream(state: ServerState, job_id: str | None) -> StreamingResponse:
-    """An SSE response for one job (ends when the job ends) or for all jobs."""
-    return StreamingResponse(_stream(state, job_id), media_type="text/event-stream",
+def event_stream(state: ServerState, job_id: str | None, principal: Principal) -> StreamingResponse:
+    """An SSE response for one job (ends when the job ends; the caller checked the principal may see it), or for
+    all jobs the principal may see."""
+    return StreamingResponse(_stream(state, job_id, principal), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

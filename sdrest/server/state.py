@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from sdrest.auth.service import Authenticator
 from sdrest.config import ServerConfig
 from sdrest.jobs.queue import JobQueue
 from sdrest.models.registry import ModelEntry, Registry, ScanReport
@@ -22,12 +23,14 @@ log = logging.getLogger("sdrest.server")
 
 @dataclass
 class ServerState:
-    """The config, the queue (the server's only way to the workers), the models registry and the request parser."""
+    """The config, the queue (the server's only way to the workers), the models registry, the request parser and
+    the auth policy."""
 
     config: ServerConfig
     queue: JobQueue
     registry: Registry
     parser: RequestParser
+    auth: Authenticator
     started_at: float = field(default_factory=time.time)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     loop: asyncio.AbstractEventLoop | None = None

@@ -10,17 +10,35 @@ from typing import Any
 import anyio
 
 from sdrest.jobs.queue import QueueFull
-from sdrest.jobs.store import FINISHED, Job, new_job_id
+from sdrest.auth.service import Authenticator, Principal
+from sdrest.jobs.store import FINISHED, QUEUED, RUNNING, Job, new_job_id
 from sdrest.server.errors import ApiError
 from sdrest.server.requests import Prepared
 from sdrest.server.sse import Stopping, next_event
 from sdrest.server.state import ServerState
 
 
-async def submit(state: ServerState, prepared: Prepared, owner: str | None = None) -> Job:
-    """Store the input images, queue the job; 429 with Retry-After when the queue is full."""
+def check_limits(state: ServerState, principal: Principal) -> None:
+    """429 with Retry-After when a user (not an admin) has too many unfinished jobs, or asks too often."""
+    if principal.is_admin:
+        return
+    cap = state.config.max_queued_per_user
+    if cap and len(state.queue.list_jobs(statuses=[QUEUED, RUNNING], owner=principal.owner, limit=cap)) >= cap:
+        raise ApiError(429, f"you have {cap} unfinished jobs, the most one user may have; wait for one to end",
+                       code="too_many_jobs", headers={"Retry-After": str(max(1, round(state.queue.seconds_per_job())))})
+    wait = state.auth.generation_rate.take(principal.owner or principal.username)
+    if wait:
+        raise ApiError(429, f"more than {state.config.requests_per_minute} generation requests in a minute; "
+                            f"try again in {wait} s", code="rate_limited", headers={"Retry-After": str(wait)})
+
+
+async def submit(state: ServerState, prepared: Prepared, principal: Principal) -> Job:
+    """Store the input images, queue the job as the principal's; 429 with Retry-After when the queue is full or
+    the principal is over their limits."""
     if state.stopping.is_set():
         raise ApiError(503, "the server is stopping", headers={"Retry-After": "5"})
+    check_limits(state, principal)
+    owner = principal.owner
     job_id = new_job_id()
     input_dir = state.inputs_dir / job_id
 
@@ -59,11 +77,17 @@ async def wait_for(state: ServerState, job_id: str, timeout: float) -> Job | Non
         queue.unsubscribe(sub)
 
 
-def output_urls(job: Job) -> list[dict[str, Any]]:
-    """Where each output of ``job`` can be downloaded."""
-    return [{"filename": name, "url": f"/api/queue/job/{job.id}/output/{name}",
-             "thumbnail_url": f"/api/queue/job/{job.id}/output/{name}?thumb=1&size=256"}
-            for name in job.outputs]
+def output_urls(job: Job, auth: Authenticator) -> list[dict[str, Any]]:
+    """Where each output of ``job`` can be downloaded; with auth on, also a signed URL that needs no credentials
+    (for an ``<img src>``, or a client that only follows links)."""
+    urls = []
+    for name in job.outputs:
+        path = f"/api/queue/job/{job.id}/output/{name}"
+        item = {"filename": name, "url": path, "thumbnail_url": f"{path}?thumb=1&size=256"}
+        if auth.enabled:
+            item["signed_url"] = auth.urls.sign(path)
+        urls.append(item)
+    return urls
 
 
 async def job_with_images(state: ServerState, job: Job) -> dict[str, Any]:
@@ -71,11 +95,11 @@ async def job_with_images(state: ServerState, job: Job) -> dict[str, Any]:
     def read() -> list[dict[str, Any]]:
         seeds = job.result.get("seeds", [])
         images = []
-        for index, name in enumerate(job.outputs):
+        for index, (name, urls) in enumerate(zip(job.outputs, output_urls(job, state.auth))):
             data = (state.outputs_dir / job.id / name).read_bytes()
             images.append({"filename": name, "data": base64.b64encode(data).decode(), "mime_type": "image/png",
                            "seed": seeds[index] if index < len(seeds) else None,
-                           "url": f"/api/queue/job/{job.id}/output/{name}"})
+                           **{k: v for k, v in urls.items() if k.endswith("url")}})
         return images
 
     body = job.to_dict()

@@ -8,11 +8,12 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sdrest.server.auth import principal_of
 from sdrest.server.body import read_json
 from sdrest.server.query import Boolean, Number, schemas
 from sdrest.server.requests import MAX_PROMPT, Prepared
 from sdrest.server.spec import ApiRoute, Schema, limited
-from sdrest.server.state import ServerState, state_of
+from sdrest.server.state import state_of
 from sdrest.server.submit import job_with_images, output_urls, submit, wait_for
 
 # What the parser (sdrest.server.requests.RequestParser) enforces, stated for clients; the limits that depend on
@@ -109,8 +110,9 @@ def wait_seconds(request: Request) -> float | None:
     return timeout if WAIT.read(request) else None
 
 
-async def _respond(state: ServerState, prepared: Prepared, wait: float | None) -> JSONResponse:
-    job = await submit(state, prepared)
+async def _respond(request: Request, prepared: Prepared, wait: float | None) -> JSONResponse:
+    state = state_of(request)
+    job = await submit(state, prepared, principal_of(request))
     if wait is not None:
         done = await wait_for(state, job.id, wait)
         if done is not None:
@@ -123,7 +125,7 @@ async def _respond(state: ServerState, prepared: Prepared, wait: float | None) -
         job = state.queue.get(job.id) or job
     body = {"job_id": job.id, "id": job.id, "status": job.status, "kind": job.kind, "queue_position": job.position,
             "status_url": f"/api/queue/job/{job.id}", "events_url": f"/api/queue/job/{job.id}/events",
-            "outputs": output_urls(job)}
+            "outputs": output_urls(job, state.auth)}
     return JSONResponse(body, status_code=202, headers={"Location": f"/api/queue/job/{job.id}"})
 
 
@@ -134,7 +136,7 @@ def _generation_endpoint(kind: str) -> Callable[[Request], Awaitable[JSONRespons
         body = await read_json(request)
         # decoding images and scanning long prompts takes time: never on the event loop
         prepared = await anyio.to_thread.run_sync(state.parser.generation, kind, body)
-        return await _respond(state, prepared, wait)
+        return await _respond(request, prepared, wait)
     endpoint.__name__ = f"generate_{kind}"
     return endpoint
 
@@ -143,7 +145,7 @@ async def generate_upscale(request: Request) -> JSONResponse:
     state = state_of(request)
     wait = wait_seconds(request)
     body = await read_json(request)
-    return await _respond(state, await anyio.to_thread.run_sync(state.parser.upscale, body), wait)
+    return await _respond(request, await anyio.to_thread.run_sync(state.parser.upscale, body), wait)
 
 
 def routes() -> list[ApiRoute]:

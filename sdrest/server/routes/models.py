@@ -19,11 +19,12 @@ from sdrest.jobs.queue import LOAD, UNLOAD, ControlTimeout
 from sdrest.models.companions import resolve
 from sdrest.models.detect import KINDS
 from sdrest.models.registry import FOLDER_KINDS, ModelEntry
+from sdrest.server.auth import principal_of
 from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
 from sdrest.server.query import Choice, Integer, Text, schemas
 from sdrest.server.requests import LOADABLE_KINDS, Fields, Prepared, display_name
-from sdrest.server.spec import ApiRoute, limited
+from sdrest.server.spec import ADMIN, ApiRoute, limited
 from sdrest.server.state import ServerState, state_of
 from sdrest.server.submit import submit
 
@@ -286,7 +287,7 @@ async def convert(request: Request) -> JSONResponse:
         raise ApiError(409, f"{name} already exists", field="output_path", code="exists")
     params = {"model_name": display_name(entry), "model": entry.id, "quantization_type": qtype,
               "output_name": dst.relative_to(state.registry.root).as_posix(), "_src": entry.path, "_dst": str(dst)}
-    job = await submit(state, Prepared("convert", params, {}))
+    job = await submit(state, Prepared("convert", params, {}), principal_of(request))
     return JSONResponse({"job_id": job.id, "status": job.status, "output_path": params["output_name"],
                          "status_url": f"/api/queue/job/{job.id}"}, status_code=202)
 
@@ -302,7 +303,7 @@ async def hash_models(request: Request) -> JSONResponse:
         if Path(e.path).is_dir():
             raise invalid("models", f"{e.id} is a diffusers folder; hash its files")
     params = {"models": list(dict.fromkeys(e.id for e in entries))}
-    job = await submit(state, Prepared("hash", params, {}))
+    job = await submit(state, Prepared("hash", params, {}), principal_of(request))
     return JSONResponse({"job_id": job.id, "status": job.status, "status_url": f"/api/queue/job/{job.id}"},
                         status_code=202)
 
@@ -331,19 +332,19 @@ def routes() -> list[ApiRoute]:
         ApiRoute("/api/models/types", model_types, methods=["GET"], summary="Model types", tag="models"),
         ApiRoute("/api/models/directories", directories, methods=["GET"], summary="Model folders", tag="models"),
         ApiRoute("/api/models/stats", stats, methods=["GET"], summary="Model statistics", tag="models"),
-        ApiRoute("/api/models/refresh", refresh, methods=["POST"], summary="Rescan the models dir", tag="models"),
+        ApiRoute("/api/models/refresh", refresh, methods=["POST"], summary="Rescan the models dir", tag="models", access=ADMIN),
         ApiRoute("/api/models/batch", batch, methods=["POST"], summary="Load or unload several models",
-                 tag="models", request=batch_schema),
+                 tag="models", request=batch_schema, access=ADMIN),
         ApiRoute("/api/models/validate", validate, methods=["POST"], summary="Check a model file", tag="models",
                  request=validate_schema, errors=(404,)),
         ApiRoute("/api/models/convert", convert, methods=["POST"], summary="Quantize a model (a queued job)",
-                 tag="models", status=202, errors=(409, 429, 503), request=convert_schema),
+                 tag="models", status=202, errors=(409, 429, 503), request=convert_schema, access=ADMIN),
         ApiRoute("/api/models/hash", hash_models, methods=["POST"], summary="Hash models (a queued job)",
-                 tag="models", status=202, errors=(404, 429, 503), request=hash_schema),
+                 tag="models", status=202, errors=(404, 429, 503), request=hash_schema, access=ADMIN),
         ApiRoute("/api/models/{model_id:path}/load", load_model, methods=["POST"], summary="Load a model",
-                 tag="models", errors=(404, 422, 503)),
+                 tag="models", errors=(404, 422, 503), access=ADMIN),
         ApiRoute("/api/models/{model_id:path}/unload", unload_model, methods=["POST"], summary="Unload a model",
-                 tag="models", errors=(404, 409, 422, 503)),
+                 tag="models", errors=(404, 409, 422, 503), access=ADMIN),
         ApiRoute("/api/models/{model_id:path}", get_model, methods=["GET"], summary="One model", tag="models",
                  errors=(404, 422), response=obj),
     ]

@@ -8,10 +8,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from sdrest.jobs.outputs import safe_name, thumbnail
 from sdrest.jobs.store import FINISHED, QUEUED, RUNNING, Job
+from sdrest.server.auth import authorize, maybe_principal, owner_filter, principal_of, sees
 from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.query import Boolean, Integer, schemas
-from sdrest.server.spec import ApiRoute, Schema
+from sdrest.server.query import Boolean, Integer, Text, schemas
+from sdrest.server.spec import PUBLIC, USER, ApiRoute, Schema
 from sdrest.server.sse import event_stream
 from sdrest.server.state import ServerState, state_of
 from sdrest.server.submit import output_urls
@@ -27,6 +28,8 @@ JOB_SCHEMA: Schema = {"type": "object", "required": ["id", "status", "kind"], "p
 #: how many queued jobs ``/api/queue/status`` lists
 LIMIT = Integer("limit", 100, "most queued jobs to list", minimum=1, maximum=1000)
 THUMB = Boolean("thumb", False, "a WebP thumbnail instead of the file")
+EXPIRES = Text("expires", None, "a signed URL's expiry (seconds since the epoch)")
+SIGNATURE = Text("signature", None, "a signed URL's signature")
 SIZE = Integer("size", 256, "with thumb: the thumbnail's longest side, in pixels", minimum=16, maximum=2048)
 DOWNLOAD = Boolean("download", False, "as an attachment (Content-Disposition)")
 
@@ -38,16 +41,27 @@ SSE_EVENT_SCHEMA: Schema = {"type": "object", "required": ["data"], "properties"
         "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}}}}
 
 
-def _job(state: ServerState, job_id: str) -> Job:
+def _job(request: Request, job_id: str, *, signed: bool = False) -> Job:
+    """The job, if the request's principal may see it (or, with ``signed``, the URL is signed for it): another
+    user's job is a 404, exactly like a job that does not exist."""
+    state = state_of(request)
     job = state.queue.get(job_id) if safe_name(job_id) else None
-    if job is None:
+    if job is None or not (sees(request, job.owner) or signed and _signed(request)):
+        if job is not None and maybe_principal(request) is None:
+            authorize(request.scope, USER)  # no credentials at all: say so (401) rather than 404
         raise ApiError(404, f"no job {job_id!r}", field="job_id")
     return job
 
 
-def _job_body(job: Job) -> dict:
+def _signed(request: Request) -> bool:
+    auth = state_of(request).auth
+    return auth.urls.valid(request.url.path, request.query_params.get("expires"),
+                           request.query_params.get("signature"))
+
+
+def _job_body(state: ServerState, job: Job) -> dict:
     body = job.to_dict()
-    body["outputs"] = output_urls(job)
+    body["outputs"] = output_urls(job, state.auth)
     return body
 
 
@@ -55,17 +69,18 @@ async def queue_status(request: Request) -> JSONResponse:
     state = state_of(request)
     limit = LIMIT.read(request)
     queue = state.queue
-    active = queue.list_jobs(statuses=[RUNNING]) + queue.list_jobs(statuses=[QUEUED], limit=limit)
-    recent = queue.list_jobs(statuses=list(FINISHED), limit=20, newest_first=True)
+    owner = owner_filter(principal_of(request))
+    active = queue.list_jobs(statuses=[RUNNING], owner=owner) + queue.list_jobs(statuses=[QUEUED], limit=limit,
+                                                                              owner=owner)
+    recent = queue.list_jobs(statuses=list(FINISHED), limit=20, newest_first=True, owner=owner)
     counts = queue.counts()
     return JSONResponse({"queue_size": counts[QUEUED], "running": counts[RUNNING], "counts": counts,
-                         "limit": queue.limit, "jobs": [_job_body(j) for j in active],
-                         "recent": [_job_body(j) for j in recent]})
+                         "limit": queue.limit, "jobs": [_job_body(state, j) for j in active],
+                         "recent": [_job_body(state, j) for j in recent]})
 
 
 async def job_status(request: Request) -> JSONResponse:
-    state = state_of(request)
-    return JSONResponse(_job_body(_job(state, request.path_params["job_id"])))
+    return JSONResponse(_job_body(state_of(request), _job(request, request.path_params["job_id"])))
 
 
 async def cancel_job(request: Request) -> JSONResponse:
@@ -74,7 +89,7 @@ async def cancel_job(request: Request) -> JSONResponse:
     job_id = body.get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise invalid("job_id", "required")
-    job = _job(state, job_id)
+    job = _job(request, job_id)
     if job.status in FINISHED:
         raise ApiError(409, f"job {job_id} already {job.status}", field="job_id", code="already_finished")
     result = state.queue.cancel(job_id)
@@ -82,18 +97,19 @@ async def cancel_job(request: Request) -> JSONResponse:
 
 
 async def clear_queue(request: Request) -> JSONResponse:
-    ids = state_of(request).queue.clear()
+    """Cancel the caller's queued jobs (an admin's: everyone's)."""
+    ids = state_of(request).queue.clear(owner=owner_filter(principal_of(request)))
     return JSONResponse({"cleared": len(ids), "job_ids": ids})
 
 
 async def job_events(request: Request) -> Response:
     state = state_of(request)
-    job = _job(state, request.path_params["job_id"])
-    return event_stream(state, job.id)
+    job = _job(request, request.path_params["job_id"])
+    return event_stream(state, job.id, principal_of(request))
 
 
 async def all_events(request: Request) -> Response:
-    return event_stream(state_of(request), None)
+    return event_stream(state_of(request), None, principal_of(request))
 
 
 _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif",
@@ -103,7 +119,7 @@ _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gi
 async def job_output(request: Request) -> Response:
     state = state_of(request)
     thumb, size, download = THUMB.read(request), SIZE.read(request), DOWNLOAD.read(request)
-    job = _job(state, request.path_params["job_id"])
+    job = _job(request, request.path_params["job_id"], signed=True)
     name = request.path_params["filename"]
     if not safe_name(name) or name not in job.outputs:
         raise ApiError(404, f"job {job.id} has no output {name!r}", field="filename")
@@ -124,7 +140,7 @@ async def job_output(request: Request) -> Response:
 def routes() -> list[ApiRoute]:
     """The queue routes."""
     sse = "text/event-stream"
-    file_query = schemas((THUMB, SIZE, DOWNLOAD))
+    file_query = schemas((THUMB, SIZE, DOWNLOAD, EXPIRES, SIGNATURE))
     output_types = sorted({*_TYPES.values(), "image/webp", "application/octet-stream"})
     cancel_schema = {"type": "object", "required": ["job_id"], "properties": {
         "job_id": {"type": "string", "minLength": 1}}}
@@ -140,10 +156,8 @@ def routes() -> list[ApiRoute]:
                  tag="queue", content_type=sse, response=SSE_EVENT_SCHEMA),
         ApiRoute("/api/events", all_events, methods=["GET"], summary="All jobs' events (SSE)", tag="queue",
                  content_type=sse, response=SSE_EVENT_SCHEMA),
-        ApiRoute("/api/queue/job/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
-                 tag="queue", query=file_query, content_type=output_types,
-                 response={"type": "string", "format": "binary"}, errors=(404, 422)),
-        ApiRoute("/api/v1/jobs/{job_id}/output/{filename}", job_output, methods=["GET"], summary="An output file",
-                 tag="queue", query=file_query, content_type=output_types,
-                 response={"type": "string", "format": "binary"}, errors=(404, 422)),
+        *(ApiRoute(path, job_output, methods=["GET"], summary="An output file (the owner's, or by a signed URL)",
+                   tag="queue", query=file_query, content_type=output_types,
+                   response={"type": "string", "format": "binary"}, errors=(401, 404, 422), access=PUBLIC)
+          for path in ("/api/queue/job/{job_id}/output/{filename}", "/api/v1/jobs/{job_id}/output/{filename}")),
     ]

@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse, PlainTextResponse
 
 import sdrest
 from sdrest.jobs.store import QUEUED, RUNNING
-from sdrest.server.spec import ApiRoute
+from sdrest.server.auth import maybe_principal
+from sdrest.server.spec import ADMIN, PUBLIC, ApiRoute
 from sdrest.server.state import ServerState, state_of
 
 
@@ -40,10 +41,28 @@ async def status(request: Request) -> JSONResponse:
         "queue": {"queued": counts[QUEUED], "running": counts[RUNNING], "limit": state.queue.limit},
         "jobs": counts,
         "loaded_models": _loaded(state),
-        "running_jobs": state.queue.running_ids(),
-        "workers": [w.to_dict() for w in state.queue.workers()],
+        "running_jobs": [job_id for job_id in state.queue.running_ids() if _visible(request, job_id)],
+        "workers": [_worker(request, w.to_dict()) for w in state.queue.workers()],
         "models_dir": state.config.models_dir.name if state.config.models_dir else None,
     })
+
+
+def _visible(request: Request, job_id: str) -> bool:
+    """Whether the (possibly anonymous) caller may know of this job: they own it, or they are an admin."""
+    principal = maybe_principal(request)
+    if principal is None:
+        return False
+    if principal.is_admin:
+        return True
+    job = state_of(request).queue.get(job_id)
+    return job is not None and principal.sees(job.owner)
+
+
+def _worker(request: Request, worker: dict) -> dict:
+    """A worker as the caller may see it: the job it runs only when that is theirs to know of."""
+    if worker.get("current_job") and not _visible(request, worker["current_job"]):
+        worker["current_job"] = "(another user's)"
+    return worker
 
 
 def _loaded(state: ServerState) -> list[dict]:
@@ -146,13 +165,16 @@ async def metrics(request: Request) -> PlainTextResponse:
 def routes() -> list[ApiRoute]:
     """The system routes."""
     return [
-        ApiRoute("/api/health", health, methods=["GET"], summary="Health check", tag="system", errors=(503,)),
-        ApiRoute("/api/status", status, methods=["GET"], summary="Server status", tag="system"),
+        ApiRoute("/api/health", health, methods=["GET"], summary="Health check", tag="system", errors=(503,),
+                 access=PUBLIC),
+        ApiRoute("/api/status", status, methods=["GET"], summary="Server status (another user's jobs as counts)",
+                 tag="system", access=PUBLIC),
         ApiRoute("/api/system", system, methods=["GET"], summary="CPU, memory, GPU, sd.cpp", tag="system"),
-        ApiRoute("/api/config", config, methods=["GET"], summary="The server's configuration", tag="system"),
-        ApiRoute("/api/version", version, methods=["GET"], summary="Versions", tag="system"),
+        ApiRoute("/api/config", config, methods=["GET"], summary="The server's configuration", tag="system",
+                 access=ADMIN),
+        ApiRoute("/api/version", version, methods=["GET"], summary="Versions", tag="system", access=PUBLIC),
         ApiRoute("/api/system/restart", restart, methods=["POST"], summary="Restart the server", tag="system",
-                 status=202, errors=(503,)),
+                 status=202, errors=(503,), access=ADMIN),
         ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag="system",
-                 content_type="text/plain", response={"type": "string"}),
+                 content_type="text/plain", response={"type": "string"}, access=ADMIN),
     ]
