@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "sdrest.info_cli",
     "sdrest.models.cli",
     "sdrest.server.cli",
+    "sdrest.auth.cli",
 )
 
 

@@ -12,9 +12,15 @@ from collections.abc import Callable, Iterable
 MAX_BACKOFF_SECONDS = 3600.0
 
 
+#: a client address may fail this many times more often than one user name (many users may share one address)
+ADDRESS_FACTOR = 4
+
+
 class LoginThrottle:
-    """Counts failed logins per key (a user name, a client address). After ``attempts`` failures a key is blocked
-    for ``backoff`` seconds, doubled by each further failure (up to an hour); a success clears it."""
+    """Counts failed logins per key: ``user:NAME`` or ``addr:ADDRESS``. After ``attempts`` failures (an address:
+    :data:`ADDRESS_FACTOR` times as many) a key is blocked for ``backoff`` seconds, doubled by each further failure
+    (up to an hour). A success clears the user name's count, not the address's: one good account must not let an
+    address go on guessing others."""
 
     def __init__(self, attempts: int, backoff: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.attempts = attempts
@@ -25,9 +31,10 @@ class LoginThrottle:
 
     def _blocked_for(self, key: str, now: float) -> float:
         count, last = self._failures.get(key, (0, 0.0))
-        if self.attempts <= 0 or count < self.attempts:
+        allowed = self.attempts * (ADDRESS_FACTOR if key.startswith("addr:") else 1)
+        if self.attempts <= 0 or count < allowed:
             return 0.0
-        wait = min(self.backoff * 2 ** (count - self.attempts), MAX_BACKOFF_SECONDS)
+        wait = min(self.backoff * 2 ** min(count - allowed, 32), MAX_BACKOFF_SECONDS)
         return max(0.0, last + wait - now)
 
     def retry_after(self, keys: Iterable[str]) -> int:

@@ -126,7 +126,7 @@ class Authenticator:
             self.throttle.failed(keys)
             self.store.audit(username, address, method, "failure", "user disabled")
             raise AuthFailure("wrong user name or password")
-        self.throttle.succeeded(keys)
+        self.throttle.succeeded(keys[:1])
         self.store.touch_login(username)
         self.store.audit(username, address, method, "success")
         return user

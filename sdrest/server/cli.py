@@ -17,7 +17,22 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("serve", help="run the REST server",
                                    description="Run the sdrest REST server (settings: flags > SDREST_* env > --config file).")
     add_arguments(parser)
+    for mode in DEPRECATED_AUTH_FLAGS.values():
+        parser.add_argument(f"--enable-{mode}-auth", action="store_true", help=f"deprecated: use --auth {mode}")
     parser.set_defaults(func=serve)
+
+
+#: the seed's old flags, still accepted (with a warning): flag dest -> the auth mode it means
+DEPRECATED_AUTH_FLAGS = {"enable_unix_auth": "unix", "enable_pam_auth": "pam"}
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def check_exposure(config: ServerConfig) -> None:
+    """ValueError (one line) when ``auth none`` would serve a non-loopback address without the explicit flag."""
+    if config.auth == "none" and config.host not in LOOPBACK_HOSTS and not config.host.startswith("127.") \
+            and not config.allow_unauthenticated_network:
+        raise ValueError(f"refusing to serve {config.host} without authentication: anyone who reaches it could do "
+                         "anything; choose --auth (see docs/security.md) or pass --allow-unauthenticated-network")
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -53,8 +68,13 @@ def serve(args: argparse.Namespace) -> int:
     from sdrest.server.app import create_app
     from sdrest.server.serving import Server, uvicorn_config
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", *DEPRECATED_AUTH_FLAGS)}
+    for dest, mode in DEPRECATED_AUTH_FLAGS.items():
+        if getattr(args, dest, False):
+            print(f"sdrest: warning: --enable-{mode}-auth is deprecated; use --auth {mode}", file=sys.stderr)
+            flags["auth"] = flags.get("auth") or mode
     config = load_config(flags)
+    check_exposure(config)
     configure_logging(config)
     warn_about_models_dir(config)
     app = create_app(config)

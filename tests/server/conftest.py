@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helpers module beside this file
 
-from server_live import FakeRunner, LiveServer, make_config
+from server_live import AUTH_USERS, FakeRunner, LiveServer, add_users, make_config
 
 from sdrest.server.app import create_app
 
@@ -97,4 +97,24 @@ def real_server(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path
     """One live server with the real runner, shared by a test module (the model loads once)."""
     tmp = tmp_path_factory.mktemp("server")
     with LiveServer(create_app(make_config(tmp, synthetic_models), )) as live:
+        yield live
+
+
+# -- auth ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """One live server with auth on (``auth jwt`` unless the module's ``AUTH_SETTINGS`` says otherwise) and the
+    users of :data:`server_live.AUTH_USERS`, running :class:`FakeRunner`; shared by the test module."""
+    from sdrest.testing.signatures import SIGNATURES
+
+    tmp = tmp_path_factory.mktemp("auth")
+    models = tmp / "models"
+    write_model(models, "checkpoints/fake.safetensors", SIGNATURES["SD 1.x"])
+    write_model(models, "esrgan/x4.safetensors", ESRGAN_X4)
+    settings = {"auth": "jwt", **getattr(request.module, "AUTH_SETTINGS", {})}
+    config = make_config(tmp, models, **settings)
+    add_users(config.data_dir, AUTH_USERS)
+    with LiveServer(create_app(config, runner=FakeRunner())) as live:
         yield live

@@ -141,3 +141,38 @@ def make_config(tmp: Path, models: Path, **overrides: Any) -> ServerConfig:
     return validate(ServerConfig(models_dir=models, data_dir=tmp / "data", port=0, **overrides))
 
 
+
+
+#: the users every auth test server has: name -> role (the password is :func:`password_of` the name)
+AUTH_USERS = {"admin": "admin", "alice": "user", "bob": "user"}
+
+
+def password_of(name: str) -> str:
+    """The test password of a user of :data:`AUTH_USERS`."""
+    return f"pw-of-{name}-123"
+
+
+def add_users(data_dir: Path, users: dict[str, str]) -> None:
+    """Create ``users`` (name -> role) in a server's auth store, as ``sdrest users add`` does."""
+    from sdrest.auth.passwords import hash_password
+    from sdrest.auth.store import AuthStore
+
+    store = AuthStore(data_dir / "auth.sqlite3")
+    try:
+        for name, role in users.items():
+            store.add_user(name, role, hash_password(password_of(name)))
+    finally:
+        store.close()
+
+
+def login(live: LiveServer, name: str) -> dict[str, Any]:
+    """The token pair of a user of :data:`AUTH_USERS`."""
+    response = live.client.post("/api/auth/login", json={"username": name, "password": password_of(name)})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def client_as(live: LiveServer, token: str | None) -> httpx.Client:
+    """A client of ``live`` sending ``token`` as its bearer credentials (none: anonymous)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=live.url, timeout=60, headers=headers)
