@@ -116,5 +116,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
     settings = {"auth": "jwt", **getattr(request.module, "AUTH_SETTINGS", {})}
     config = make_config(tmp, models, **settings)
     add_users(config.data_dir, AUTH_USERS)
-    with LiveServer(create_app(config, runner=FakeRunner())) as live:
+    runner = FakeRunner()
+    with LiveServer(create_app(config, runner=runner)) as live:
+        live.runner = runner
         yield live

@@ -35,6 +35,7 @@ class LiveServer:
         self.server = Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, http=HeaderTimeoutH11))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.client = httpx.Client(base_url=self.url, timeout=60)
+        self.runner: FakeRunner | None = None  # the stand-in runner, where the fixture made one
 
     def __enter__(self) -> Self:
         self.thread.start()
