@@ -1,0 +1,1 @@
+"""Authentication: users, passwords, tokens, API keys, system users (PAM, shadow)."""
