@@ -15,7 +15,9 @@ usage: install.sh [options]
   --host ADDR        address to bind (default: 127.0.0.1; put a reverse proxy in front)
   --models-dir DIR   models folder (default: DATA_DIR/models)
   --data-dir DIR     job database and outputs, mode 0750 (default: /var/lib/sdrest)
-  --auth MODE        authentication mode, written only if this sdrest's config knows it
+  --auth MODE        authentication mode (none, api-key, jwt, pam, unix, optional), written
+                     to a new config; pam also writes /etc/pam.d/sdrest if it is missing, and
+                     pam and unix put a service user install.sh creates into /etc/shadow's group
   --no-service       install, but do not install, enable or start the systemd unit
   --wheel FILE       install this prebuilt wheel instead of building the checkout
                      (also $SDREST_WHEEL)
@@ -26,6 +28,7 @@ environment:
   CMAKE_ARGS         passed to the build (e.g. "-DSD_VULKAN=ON"); --cuda adds -DSD_CUDA=ON
   SDREST_PIP_ARGS    extra pip arguments (e.g. "--no-build-isolation", "--find-links DIR")
   SDREST_UNIT_DIR    where the unit is installed (default: /etc/systemd/system)
+  SDREST_PAM_DIR     where --auth pam writes the sdrest service file (default: /etc/pam.d)
 
 example:
   sudo ./install.sh --port 7860 --models-dir /srv/models
@@ -48,6 +51,7 @@ SERVICE=1
 WHEEL="${SDREST_WHEEL:-}"
 PYTHON="${PYTHON:-python3}"
 UNIT_DIR="${SDREST_UNIT_DIR:-/etc/systemd/system}"
+PAM_DIR="${SDREST_PAM_DIR:-/etc/pam.d}"
 SERVICE_NAME=sdrest
 
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
@@ -161,6 +165,36 @@ fi
 "$VENV/bin/python" -c 'import sys; from sdrest.config import load_config; load_config(config_file=sys.argv[1], environ={})' "$CONFIG" \
     || die "$CONFIG does not load (see above)"
 
+# --- system users (auth pam, auth unix) ----------------------------------------------------
+PAM_FILE=""
+if [ -f "$STATE" ]; then
+    PAM_FILE="$(sed -n 's/^pam_file=//p' "$STATE" | head -n 1)"  # written by an earlier run: still ours
+fi
+if [ "$AUTH" = pam ]; then
+    if message="$("$SRC/deploy/pam-service.sh" write "$PAM_DIR/sdrest")"; then
+        PAM_FILE="$PAM_DIR/sdrest"
+    fi
+    say "$message"
+fi
+if [ "$AUTH" = pam ] || [ "$AUTH" = unix ]; then
+    # unix reads /etc/shadow; pam's pam_unix does too, as its helper (unix_chkpwd) checks no one's
+    # password but its caller's. The service user needs the file's group (shadow on Debian).
+    SHADOW_GROUP="$(stat -c %G /etc/shadow 2>/dev/null || true)"
+    in_shadow_group() { [ -n "$SHADOW_GROUP" ] && id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qxF "$SHADOW_GROUP"; }
+    if [ "$(id -u "$SERVICE_USER")" -eq 0 ] || in_shadow_group; then
+        :  # root, or already in the group
+    elif [ "$CREATED_USER" -eq 1 ] && [ -n "$SHADOW_GROUP" ] && [ "$SHADOW_GROUP" != root ]; then
+        usermod -a -G "$SHADOW_GROUP" "$SERVICE_USER"
+        say "added $SERVICE_USER to group $SHADOW_GROUP: auth $AUTH checks passwords against /etc/shadow"
+    elif [ -n "$SHADOW_GROUP" ] && [ "$SHADOW_GROUP" != root ]; then
+        say "note: auth $AUTH: $SERVICE_USER cannot read /etc/shadow, which local passwords need: run" \
+            "usermod -a -G $SHADOW_GROUP $SERVICE_USER (see docs/deployment.md)"
+    else
+        say "note: auth $AUTH: /etc/shadow is readable by root only here, so $SERVICE_USER cannot check local" \
+            "passwords (see docs/deployment.md)"
+    fi
+fi
+
 # --- the systemd unit -----------------------------------------------------------------------
 sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@USER@|$SERVICE_USER|g" -e "s|@GROUP@|$SERVICE_GROUP|g" \
     -e "s|@CONFIG@|$CONFIG|g" -e "s|@DATA_DIR@|$DATA_DIR|g" -e "s|@MODELS_DIR@|$MODELS_DIR|g" \
@@ -188,6 +222,7 @@ created_user=$CREATED_USER
 data_dir=$DATA_DIR
 models_dir=$MODELS_DIR
 unit=$UNIT_INSTALLED
+pam_file=$PAM_FILE
 STATE_EOF
 
 URL_HOST="$HOST"; case "$HOST" in 0.0.0.0|::|"") URL_HOST="$(hostname -f 2>/dev/null || hostname)" ;; esac
@@ -206,7 +241,9 @@ else
     echo "  run it:          sudo -u $SERVICE_USER $PREFIX/bin/sdrest serve --config $CONFIG"
     echo "  unit (not installed): $RENDERED_UNIT"
 fi
-if "$VENV/bin/sdrest" users --help >/dev/null 2>&1; then
+if [ "$AUTH" = pam ] || [ "$AUTH" = unix ]; then
+    echo "  sign in:         with a system account and its password (auth $AUTH); admins: admin_users in $CONFIG"
+elif "$VENV/bin/sdrest" users --help >/dev/null 2>&1; then
     echo "  first admin:     sudo -u $SERVICE_USER $PREFIX/bin/sdrest users add admin --role admin --config $CONFIG"
 else
     echo "  first admin:     this version has no user accounts yet: anyone who reaches the port can use it."

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Remove what install.sh installed: the systemd unit, the venv, the service user (only if
-# install.sh created it). The config, data dir and models dir are kept unless --purge.
+# install.sh created it), the PAM service file (only while it holds what install.sh wrote).
+# The config, data dir and models dir are kept unless --purge.
 set -euo pipefail
 
 usage() {
@@ -40,6 +41,7 @@ CREATED_USER="$(state created_user)"
 DATA_DIR="$(state data_dir)"
 MODELS_DIR="$(state models_dir)"
 UNIT="$(state unit)"
+PAM_FILE="$(state pam_file)"
 SERVICE_NAME=sdrest
 
 if [ -n "$UNIT" ]; then
@@ -56,6 +58,11 @@ fi
 rm -rf "$PREFIX/venv" "$PREFIX/bin/sdrest" "$PREFIX/share/doc/sdrest" "$PREFIX/etc/$SERVICE_NAME.service"
 say "removed the venv in $PREFIX"
 
+if [ -n "$PAM_FILE" ]; then
+    message="$("$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/deploy/pam-service.sh" remove "$PAM_FILE")"
+    [ -z "$message" ] || say "$message"
+fi
+
 if [ "$CREATED_USER" = 1 ] && [ -n "$SERVICE_USER" ] && id -u "$SERVICE_USER" >/dev/null 2>&1; then
     userdel "$SERVICE_USER" && say "removed the user $SERVICE_USER"
 fi
@@ -70,7 +77,7 @@ if [ "$PURGE" -eq 1 ]; then
     rm -f "$STATE"
     say "purged the config and the data dir $DATA_DIR"
 else
-    sed -i -e "s/^created_user=.*/created_user=0/" -e "s/^unit=.*/unit=/" "$STATE"
+    sed -i -e "s/^created_user=.*/created_user=0/" -e "s/^unit=.*/unit=/" -e "s/^pam_file=.*/pam_file=/" "$STATE"
     say "kept the config $PREFIX/etc/sdrest.yaml and the data in $DATA_DIR (--purge deletes them)"
 fi
 rmdir "$PREFIX/bin" "$PREFIX/share/doc" "$PREFIX/share" "$PREFIX/etc" "$PREFIX" 2>/dev/null || true

@@ -35,6 +35,10 @@ from sdrest.config import ServerConfig
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "install.sh"
 UNINSTALL = REPO / "uninstall.sh"
+PAM_SERVICE = REPO / "deploy" / "pam-service.sh"
+PAM_HEADER = "# PAM service of sdrest (auth pam), written by its install.sh; uninstall.sh removes it unless edited\n"
+DEBIAN_PAM = PAM_HEADER + "@include common-auth\n@include common-account\n"
+SYSTEM_AUTH_PAM = PAM_HEADER + "auth     include  system-auth\naccount  include  system-auth\n"
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or shutil.which("bash") is None,
                                 reason="install.sh is for Linux with bash")
@@ -54,10 +58,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(*cmd: str | Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    """Run a script as an operator would; output captured."""
-    return subprocess.run([str(c) for c in cmd], env=clean_env(), check=False, capture_output=True, text=True,
-                          timeout=timeout)
+def run(*cmd: str | Path, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a script as an operator would (with ``env`` added to its environment); output captured."""
+    return subprocess.run([str(c) for c in cmd], env={**clean_env(), **(env or {})}, check=False,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def pam_dir(root: Path, *stack: str) -> Path:
+    """A stand-in for /etc/pam.d holding the distribution's ``stack`` files (common-auth, system-auth ...)."""
+    folder = root / "pam.d"
+    folder.mkdir()
+    for name in stack:
+        (folder / name).write_text(f"# {name} of the distribution\n")
+    return folder
 
 
 @dataclasses.dataclass
@@ -118,13 +131,13 @@ def test_layout_and_config(installed: Install) -> None:
     assert os.path.realpath(installed.prefix / "bin" / "sdrest") == str(installed.prefix / "venv" / "bin" / "sdrest")
     config = yaml.safe_load(installed.config.read_text())
     assert config == {"host": "127.0.0.1", "port": installed.port, "data_dir": str(installed.data),
-                      "models_dir": str(installed.data / "models")}
+                      "models_dir": str(installed.data / "models"), "auth": "jwt"}
     assert set(config) <= {f.name for f in dataclasses.fields(ServerConfig)}
     assert installed.config.stat().st_mode & 0o777 == 0o640
     for folder in (installed.data, installed.data / "models"):
         assert folder.stat().st_mode & 0o777 == 0o750
-    # --auth is no server setting yet: not written, and said so.
-    assert "--auth jwt not written: this sdrest has no auth setting yet" in installed.output
+    assert "not written" not in installed.output  # --auth is a server setting
+    assert "pam_file=\n" in (installed.prefix / "etc" / "install.state").read_text()  # no PAM file for jwt
     assert f"http://127.0.0.1:{installed.port}/" in installed.output
     assert "first admin:" in installed.output
     info = subprocess.run([str(installed.prefix / "bin" / "sdrest"), "info", "--json"], env=clean_env(),
@@ -175,21 +188,31 @@ def test_installed_server_answers(installed: Install) -> None:
             proc.stderr.close()
 
 
-def test_second_run_upgrades_in_place_then_uninstall(installed: Install, wheel: Path) -> None:
-    """Runs last: a second install keeps config and data; uninstall keeps data unless --purge."""
+def test_second_run_upgrades_in_place_then_uninstall(installed: Install, wheel: Path, tmp_path: Path) -> None:
+    """Runs last: a second install keeps config and data; uninstall keeps data unless --purge.
+
+    The second run asks for auth pam (the config keeps what the first wrote, but the PAM service file
+    is written all the same, into a stand-in for /etc/pam.d); uninstall removes that file again.
+    """
     marker = installed.data / "outputs-survive.txt"
     marker.write_text("mine")
     before = installed.config.read_text()
+    pam = pam_dir(tmp_path, "common-auth", "common-account")
     again = run(INSTALL, "--prefix", installed.prefix, "--no-service", "--user", subprocess.getoutput("id -un"),
-                "--port", "1", "--data-dir", installed.data, "--wheel", wheel)
+                "--port", "1", "--data-dir", installed.data, "--wheel", wheel, "--auth", "pam",
+                env={"SDREST_PAM_DIR": str(pam)})
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "kept the existing config" in again.stdout
     assert installed.config.read_text() == before and marker.read_text() == "mine"
+    assert (pam / "sdrest").read_text() == DEBIAN_PAM and (pam / "sdrest").stat().st_mode & 0o777 == 0o644
+    assert f"wrote {pam / 'sdrest'} (debian)" in again.stdout
+    assert f"pam_file={pam / 'sdrest'}\n" in (installed.prefix / "etc" / "install.state").read_text()
 
     removed = run(UNINSTALL, "--prefix", installed.prefix)
     assert removed.returncode == 0, removed.stderr
     assert not (installed.prefix / "venv").exists() and not (installed.prefix / "bin" / "sdrest").exists()
     assert marker.read_text() == "mine" and installed.config.read_text() == before
+    assert not (pam / "sdrest").exists() and f"removed {pam / 'sdrest'}" in removed.stdout
 
     purged = run(UNINSTALL, "--prefix", installed.prefix, "--purge")
     assert purged.returncode == 0, purged.stderr
@@ -209,3 +232,48 @@ def test_bad_options(args: list[str], words: str, tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("install.sh: error: ") and words in lines[0], done.stderr
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(("stack", "written"), [
+    (["common-auth", "common-account"], DEBIAN_PAM),
+    (["system-auth"], SYSTEM_AUTH_PAM),
+    (["common-auth", "common-account", "system-auth"], DEBIAN_PAM),
+])
+def test_pam_service_file_follows_the_distribution(stack: list[str], written: str, tmp_path: Path) -> None:
+    folder = pam_dir(tmp_path, *stack)
+    done = run(PAM_SERVICE, "write", folder / "sdrest")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (folder / "sdrest").read_text() == written
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*stack, "sdrest"])  # no temporary file left
+
+
+def test_pam_service_file_is_not_written_without_a_stack(tmp_path: Path) -> None:
+    folder = pam_dir(tmp_path, "login")
+    done = run(PAM_SERVICE, "write", folder / "sdrest")
+    assert done.returncode == 2
+    assert "has neither common-auth nor system-auth" in done.stdout and "'login' service" in done.stdout
+    assert not (folder / "sdrest").exists()
+    absent = run(PAM_SERVICE, "write", tmp_path / "no-pam.d" / "sdrest")
+    assert absent.returncode == 2 and "PAM is not set up here" in absent.stdout
+
+
+def test_pam_service_file_of_the_admin_is_kept(tmp_path: Path) -> None:
+    """An existing file is never overwritten, and removal spares a file that was edited after install.sh."""
+    folder = pam_dir(tmp_path, "common-auth", "common-account")
+    theirs = folder / "sdrest"
+    theirs.write_text("auth required pam_sss.so\n")
+    done = run(PAM_SERVICE, "write", theirs)
+    assert done.returncode == 2 and f"kept the existing {theirs}" in done.stdout
+    assert theirs.read_text() == "auth required pam_sss.so\n"
+    kept = run(PAM_SERVICE, "remove", theirs)
+    assert kept.returncode == 0 and f"kept {theirs}: it was edited" in kept.stdout and theirs.exists()
+
+    theirs.unlink()
+    assert run(PAM_SERVICE, "write", theirs).returncode == 0
+    with theirs.open("a") as edit:
+        edit.write("auth required pam_faillock.so\n")
+    assert run(PAM_SERVICE, "remove", theirs).returncode == 0 and theirs.exists()
+    theirs.write_text(DEBIAN_PAM)
+    removed = run(PAM_SERVICE, "remove", theirs)
+    assert removed.returncode == 0 and not theirs.exists()
+    assert run(PAM_SERVICE, "remove", theirs).returncode == 0  # nothing there: nothing to do
