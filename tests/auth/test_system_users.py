@@ -9,13 +9,9 @@ root; elsewhere those tests skip. Failed PAM checks go through a service file of
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import pwd
-import secrets
-import shutil
-import string
 import subprocess
 import sys
 import textwrap
@@ -26,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from sdrest.auth import system_users
+from sdrest.testing.accounts import SystemUser, admin, random_letters, system_account
 from sdrest.auth.system_users import (
     SystemAuthUnavailable,
     pam_service_name,
@@ -36,64 +33,15 @@ from sdrest.auth.system_users import (
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="system users are checked on Linux")
 
-SHADOW_TOOLS = ("useradd", "userdel", "usermod", "chpasswd", "chage")
 #: "pw" hashed with SHA-512 and the salt "saltsalt" (by libcrypt), for the rules that need no real account
 PW_SHA512 = "$6$saltsalt$pauPrmdmG4BTE9h2HPmywiw152IFch6BJCEsaY6D.PLTfpV8sqvXwWdyfsgVgozkYH9B80bAip/08R2BPH2xk/"
-
-
-@dataclasses.dataclass(frozen=True)
-class SystemUser:
-    """An account of this host made for the test, and the PAM service file made for it."""
-
-    name: str
-    password: str
-    uid: int
-    gid: int
-    pam_service: str  # pam_unix without the failure delay
-
-    def shadow_hash(self) -> str:
-        """The account's password field in /etc/shadow as it is now."""
-        for line in system_users.SHADOW_PATH.read_text().splitlines():
-            fields = line.split(":")
-            if fields[0] == self.name:
-                return fields[1]
-        raise AssertionError(f"{self.name} has no line in /etc/shadow")
-
-
-def admin(*command: str, stdin: str | None = None) -> None:
-    """Run a shadow tool; fail the test with its output when it fails."""
-    done = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False, timeout=60)
-    assert done.returncode == 0, f"{' '.join(command)}: {done.stdout}{done.stderr}"
-
-
-def random_letters(count: int) -> str:
-    """Lowercase letters, for names nobody else uses."""
-    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(count))
 
 
 @pytest.fixture(scope="module")
 def account() -> Iterator[SystemUser]:
     """A real system user with a random name and password, and a PAM service that checks it; removed after."""
-    if os.geteuid() != 0:
-        pytest.skip("creating a system user needs root (CI runs the tests as root)")
-    missing = [tool for tool in SHADOW_TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"no {', '.join(missing)} here (the shadow tools, package passwd on Debian)")
-    name = "sdrt" + random_letters(6)
-    password = "Pw-" + secrets.token_urlsafe(12)
-    service = "sdrest-test-" + random_letters(6)
-    service_file = system_users.PAM_SERVICE_DIRS[0] / service
-    admin("useradd", "--no-create-home", "--shell", shutil.which("nologin") or "/usr/sbin/nologin", name)
-    try:
-        service_file.write_text("# written by sdrest's tests, removed after them\n"
-                                "auth     required pam_unix.so nodelay\n"
-                                "account  required pam_unix.so\n")
-        entry = subprocess.run(["id", "-u", name], capture_output=True, text=True, check=True)
-        group = subprocess.run(["id", "-g", name], capture_output=True, text=True, check=True)
-        yield SystemUser(name, password, int(entry.stdout), int(group.stdout), service)
-    finally:
-        service_file.unlink(missing_ok=True)
-        admin("userdel", "--remove", name)
+    with system_account() as made:
+        yield made
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Schemathesis over ``/api/openapi.json`` against one live server on a loopback port (issue 7, defect 12).
+"""Schemathesis over ``/api/openapi.json`` against one live server on a loopback port (issue 7, defect 12), with
+auth on (``auth jwt``) and every request carrying an admin's API key (issue 8).
 
 Every operation gets generated requests, valid and invalid by the document, over real HTTP; every answer must
 be below 500, carry a status code the document lists for the operation, in the media type it states, with a body
@@ -25,8 +26,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from server_live import FakeRunner, LiveServer, make_config
+from server_live import FakeRunner, LiveServer, add_users, make_config
 
+from sdrest.auth.store import AuthStore
 from sdrest.server.app import create_app
 from sdrest.testing.signatures import SIGNATURES
 
@@ -43,6 +45,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 #: operation -> answers by status, printed when the module ends (``pytest -s``)
 answers: dict[str, Counter[int]] = {}
+#: the admin every case acts as (by an API key: a generated logout call cannot revoke it)
+ADMIN = "schemathesis-admin"
+credentials: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +59,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     write_model(models, "checkpoints/schemathesis-sd1.safetensors", SIGNATURES["SD 1.x"])
     write_model(models, "controlnet/schemathesis-canny.safetensors", SD1_CONTROLNET)
     write_model(models, "esrgan/schemathesis-x4.safetensors", ESRGAN_X4)
-    config = make_config(tmp, models, default_model="checkpoints/schemathesis-sd1", **TINY_LIMITS)
+    config = make_config(tmp, models, default_model="checkpoints/schemathesis-sd1", auth="jwt", **TINY_LIMITS)
+    add_users(config.data_dir, {ADMIN: "admin"})
+    store = AuthStore(config.data_dir / "auth.sqlite3")
+    try:
+        # as the Authorization header, which wins over any credentials a case generates from the security schemes
+        credentials["Authorization"] = "Bearer " + store.add_key(ADMIN, "schemathesis")[1]
+    finally:
+        store.close()
     started = time.monotonic()
     with LiveServer(create_app(config, runner=FakeRunner(step_seconds=0.001))) as server:
+        server.client.headers.update(credentials)
         yield server
     total = sum(sum(counts.values()) for counts in answers.values())
     print(f"\nschemathesis: {total} cases over {len(answers)} operations in {time.monotonic() - started:.1f} s")
@@ -78,7 +91,7 @@ schema = schemathesis.pytest.from_fixture("api_schema").exclude(path=list(EXCLUD
 @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_answer_is_documented_and_below_500(case: schemathesis.Case) -> None:
-    response = case.call_and_validate(checks=CHECKS, timeout=30)
+    response = case.call_and_validate(checks=CHECKS, timeout=30, headers=credentials)
     answers.setdefault(case.operation.label, Counter())[response.status_code] += 1
 
 
