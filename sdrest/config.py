@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,6 +122,11 @@ class ServerConfig:
         return [item.strip().rstrip("/") for item in self.cors_origins.split(",") if item.strip()]
 
     @property
+    def url_fetch_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``url_fetch_allow`` as networks (a bare address is one host)."""
+        return _fetch_networks(self.url_fetch_allow)
+
+    @property
     def admin_list(self) -> list[str]:
         """``admin_users`` as a list."""
         return [item.strip() for item in self.admin_users.split(",") if item.strip()]
@@ -134,6 +140,18 @@ class ServerConfig:
     def outputs_dir(self) -> Path:
         """Where job outputs live (one folder per job)."""
         return self.data_dir / "outputs"
+
+
+def _fetch_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs (``"10.1.0.0/16, fd00::/8"``) as networks; ValueError naming one that is none."""
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        if item:
+            try:
+                out.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"url_fetch_allow: {item!r} is not a network (CIDR such as 10.1.0.0/16)") from None
+    return tuple(out)
 
 
 def _fields() -> list[dataclasses.Field]:
@@ -236,6 +254,9 @@ def validate(config: ServerConfig) -> ServerConfig:
         raise ValueError("max_queued_per_user, requests_per_minute, login_attempts: must not be negative")
     if config.access_token_minutes <= 0 or config.refresh_token_days <= 0 or config.signed_url_seconds <= 0:
         raise ValueError("access_token_minutes, refresh_token_days, signed_url_seconds: must be positive")
+    if config.url_max_mb <= 0 or config.url_timeout_seconds <= 0:
+        raise ValueError("url_max_mb, url_timeout_seconds: must be positive")
+    _fetch_networks(config.url_fetch_allow)
     if "*" in config.origin_list:
         raise ValueError("cors_origins: list the origins; '*' would let every site use a signed-in browser")
     models = config.models_dir.resolve() if config.models_dir else None

@@ -1,4 +1,5 @@
-"""Image inputs: base64 or ``data:`` URLs of PNG, JPEG or WebP only, checked for size before they are decoded.
+"""Image inputs: base64, ``data:`` URLs or (when the server allows) http(s) URLs of PNG, JPEG or WebP only,
+checked for size before they are decoded.
 
 The format is told by the first bytes, and Pillow is asked to open that format alone: the many other formats
 it can read (and their parsers' bugs) are never reached from a request.
@@ -14,6 +15,7 @@ from typing import Any
 from PIL import Image
 
 from sdrest.server.errors import ApiError, invalid
+from sdrest.server.urlfetch import UrlFetcher, UrlFetchError
 
 #: Pillow's format name -> the media type clients know it by
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -30,11 +32,26 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def _bytes_of(value: Any, field: str) -> bytes:
+#: the answer to an image URL when the server does not fetch them
+URLS_DISABLED = ("URL downloads are not enabled on this server (an admin enables them with the setting url_images: "
+                 "--url-images, or SDREST_URL_IMAGES=1)")
+
+
+def is_url(value: str) -> bool:
+    """Whether ``value`` is an http(s) URL rather than base64 or a data URL."""
+    return value[:8].lower().startswith(("http://", "https://"))
+
+
+def _bytes_of(value: Any, field: str, urls: UrlFetcher | None) -> bytes:
     if not isinstance(value, str) or not value:
         raise invalid(field, "expected a base64 image or a data URL")
-    if value.startswith(("http://", "https://")):
-        raise invalid(field, "URL downloads are not enabled; send the image as base64")
+    if is_url(value):
+        if urls is None:
+            raise invalid(field, f"{URLS_DISABLED}; send the image as base64")
+        try:
+            return urls(value).data
+        except UrlFetchError as exc:
+            raise invalid(field, str(exc)) from None
     if value.startswith("data:"):
         header, _, value = value.partition(",")
         if ";base64" not in header:
@@ -45,13 +62,15 @@ def _bytes_of(value: Any, field: str) -> bytes:
         raise invalid(field, "not valid base64") from None
 
 
-def decode_image(value: Any, field: str, max_pixels: int) -> Image.Image:
-    """A base64 string or ``data:`` URL as a loaded RGB(A)/L image.
+def decode_image(value: Any, field: str, max_pixels: int, urls: UrlFetcher | None = None) -> Image.Image:
+    """A base64 string, ``data:`` URL or (with ``urls``, the server's fetcher) http(s) URL as a loaded
+    RGB(A)/L image.
 
     415 naming ``field`` for a format other than PNG, JPEG or WebP; 422 for anything unreadable or larger
-    than ``max_pixels``. Blocking (decoding takes time): call it from a worker thread in async code.
+    than ``max_pixels``, and for a URL without ``urls`` or one refused or failed (:mod:`sdrest.server.urlfetch`).
+    Blocking (fetching and decoding take time): call it from a worker thread in async code.
     """
-    raw = _bytes_of(value, field)
+    raw = _bytes_of(value, field, urls)
     fmt = sniff_format(raw)
     if fmt is None:
         raise ApiError(415, f"{field}: not a PNG, JPEG or WebP image", field=field, code="unsupported_media_type")

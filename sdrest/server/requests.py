@@ -20,6 +20,7 @@ from sdrest.models.registry import MODEL_EXTENSIONS, ModelEntry, Registry
 from sdrest.server.body import read_json  # noqa: F401  (routes import it from here)
 from sdrest.server.errors import ApiError, invalid
 from sdrest.server.images import decode_image
+from sdrest.server.urlfetch import UrlFetcher
 
 MAX_PROMPT = 20000
 #: ``<lora:name>`` or ``<lora:name:weight>``. Every repeat is bounded and no two can trade characters, so a
@@ -137,6 +138,13 @@ class RequestParser:
         self.schedulers = schedulers
         self.weight_types = weight_types
         self._loaded_model = loaded_model
+        #: fetches image fields given as http(s) URLs; None when the server does not (``url_images`` off)
+        self.urls: UrlFetcher | None = UrlFetcher.from_config(config) if config.url_images else None
+
+    def image(self, value: Any, field: str) -> Image.Image:
+        """The image field ``field``: base64, a data URL, or an http(s) URL when ``url_images`` is on; checked
+        and decoded (:func:`~sdrest.server.images.decode_image`). Blocking: call it from a worker thread."""
+        return decode_image(value, field, self.config.max_pixels, self.urls)
 
     # -- models ---------------------------------------------------------------------
 
@@ -250,12 +258,12 @@ class RequestParser:
             field = "source_image" if kind == "inpainting" and "source_image" in body else "init_image"
             if field not in body:
                 raise invalid("source_image" if kind == "inpainting" else "init_image", "required")
-            images["image"] = decode_image(body[field], field, cfg.max_pixels).convert("RGB")
+            images["image"] = self.image(body[field], field).convert("RGB")
             params["strength"] = f.number("strength", 0.75, 0.0, 1.0)
             if kind == "inpainting":
                 if "mask_image" not in body:
                     raise invalid("mask_image", "required")
-                mask = decode_image(body["mask_image"], "mask_image", cfg.max_pixels).convert("L")
+                mask = self.image(body["mask_image"], "mask_image").convert("L")
                 if mask.size != images["image"].size:
                     raise invalid("mask_image", f"size {mask.size} differs from the image's {images['image'].size}")
                 images["mask"] = mask
@@ -267,7 +275,7 @@ class RequestParser:
         if kind == "video":
             params["video_frames"] = f.integer("video_frames", 1, 1, 1000)
             if "init_image" in body:
-                images["image"] = decode_image(body["init_image"], "init_image", cfg.max_pixels).convert("RGB")
+                images["image"] = self.image(body["init_image"], "init_image").convert("RGB")
         params["width"] = params["width"] or 512
         params["height"] = params["height"] or 512
         pixels = params["width"] * params["height"]
@@ -287,7 +295,7 @@ class RequestParser:
         if kind == "controlnet":
             if "control_image" not in body:
                 raise invalid("control_image", "required")
-            images["control_image"] = decode_image(body["control_image"], "control_image", cfg.max_pixels).convert("RGB")
+            images["control_image"] = self.image(body["control_image"], "control_image").convert("RGB")
             context["control_net"] = self.model(body.get("control_net_model"), "control_net_model",
                                                 ("controlnet",)).path
             params["control_strength"] = f.number("control_strength", 0.9, 0.0, 10.0)
@@ -337,7 +345,7 @@ class RequestParser:
         f = Fields(body)
         if "image" not in body:
             raise invalid("image", "required")
-        image = decode_image(body["image"], "image", self.config.max_pixels).convert("RGB")
+        image = self.image(body["image"], "image").convert("RGB")
         factor = f.integer("upscale_factor", None, 1, 8)
         ref = body.get("esrgan_model") or body.get("model")
         if not ref:

@@ -19,7 +19,8 @@ from sdrest.server.submit import job_with_images, output_urls, submit, wait_for
 # What the parser (sdrest.server.requests.RequestParser) enforces, stated for clients; the limits that depend on
 # the server's settings (max_steps, max_batch, max_pixels) and the names it knows (samplers) are filled in by the
 # served document (sdrest.server.openapi.with_limits).
-_IMAGE: Schema = {"type": "string", "minLength": 1, "description": "a PNG, JPEG or WebP image: base64 or a data: URL"}
+_IMAGE: Schema = {"type": "string", "minLength": 1, "description": "a PNG, JPEG or WebP image: base64, a data: URL, "
+                                                                  "or an http(s) URL where url_images is on"}
 _NAME: Schema = {"type": "string", "minLength": 1, "description": "a model id, relative path or unique file name"}
 _SIDE: Schema = limited({"type": "integer", "minimum": 64, "maximum": 16384, "multipleOf": 8,
                           "description": "pixels; width x height at most the server's max_pixels"}, maximum="max_side")

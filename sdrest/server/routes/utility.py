@@ -1,4 +1,4 @@
-"""Samplers, schedulers, the parameter table, request validation, estimates, image resize and crop."""
+"""Samplers, schedulers, the parameter table, request validation, estimates, image resize, crop and download."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from starlette.responses import JSONResponse
 from sdrest.jobs.store import QUEUED
 from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
-from sdrest.server.images import decode_image
+from sdrest.server.images import URLS_DISABLED, is_url
+from sdrest.server.query import Text, bad_query, schemas
 from sdrest.server.requests import Fields
 from sdrest.server.spec import ApiRoute
 from sdrest.server.state import ServerState, state_of
+from sdrest.server.urlfetch import MAX_URL_LENGTH
 
 #: sd.cpp's defaults per architecture (its CLI's recommendations, from the seed README's table)
 ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -128,8 +130,9 @@ def _encode(image: Image.Image, fmt: str) -> dict[str, Any]:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt.upper())
     mime = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[fmt]
-    return {"image": f"data:{mime};base64," + base64.b64encode(buffer.getvalue()).decode(),
-            "width": image.width, "height": image.height}
+    data = buffer.getvalue()
+    return {"image": f"data:{mime};base64," + base64.b64encode(data).decode(),
+            "width": image.width, "height": image.height, "mime_type": mime, "size_bytes": len(data)}
 
 
 def _format(f: Fields) -> str:
@@ -145,7 +148,7 @@ async def resize(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
     f = Fields(body)
-    image = await anyio.to_thread.run_sync(decode_image, body.get("image"), "image", state.config.max_pixels)
+    image = await anyio.to_thread.run_sync(state.parser.image, body.get("image"), "image")
     width = f.integer("width", None, 1, 16384)
     height = f.integer("height", None, 1, 16384)
     if width is None and height is None:
@@ -165,7 +168,7 @@ async def crop(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
     f = Fields(body)
-    image = await anyio.to_thread.run_sync(decode_image, body.get("image"), "image", state.config.max_pixels)
+    image = await anyio.to_thread.run_sync(state.parser.image, body.get("image"), "image")
     x = f.integer("x", 0, 0, image.width - 1) or 0
     y = f.integer("y", 0, 0, image.height - 1) or 0
     width = f.integer("width", image.width - x, 1, image.width - x) or 1
@@ -177,14 +180,36 @@ async def crop(request: Request) -> JSONResponse:
     return JSONResponse(await anyio.to_thread.run_sync(_encode, result, fmt))
 
 
+#: the image to fetch (``GET /api/image/download?url=``)
+URL = Text("url", None, "an http or https URL of a PNG, JPEG or WebP image", max_length=MAX_URL_LENGTH)
+
+
+async def download(request: Request) -> JSONResponse:
+    """The image at ``?url=``, fetched under the server's URL policy (:mod:`sdrest.server.urlfetch`), checked
+    and decoded like any image input, and answered as a PNG data URL: never the fetched bytes as they came."""
+    state = state_of(request)
+    if state.parser.urls is None:
+        raise ApiError(403, URLS_DISABLED, field="url", code="disabled")
+    url = URL.read(request)
+    if url is None:
+        raise bad_query("url", "required")
+    if not is_url(url):
+        raise bad_query("url", "expected an http or https URL")
+    image = await anyio.to_thread.run_sync(state.parser.image, url, "url")
+    return JSONResponse(await anyio.to_thread.run_sync(_encode, image, "png"))
+
+
 def routes() -> list[ApiRoute]:
     """The utility routes."""
-    image_out = {"type": "object", "properties": {"image": {"type": "string"}, "width": {"type": "integer"},
-                                                  "height": {"type": "integer"}}}
+    image_out = {"type": "object", "required": ["image", "width", "height", "mime_type", "size_bytes"],
+                 "properties": {"image": {"type": "string", "description": "a data: URL"},
+                                "width": {"type": "integer"}, "height": {"type": "integer"},
+                                "mime_type": {"type": "string"}, "size_bytes": {"type": "integer"}}}
     gen_check = {"type": "object", "properties": {
         "type": {"type": "string", "enum": list(_KINDS), "default": "text2img"},
         "parameters": {"type": "object", "description": "the request; without it, the other fields are"}}}
-    image = {"type": "string", "minLength": 1, "description": "a PNG, JPEG or WebP image: base64 or a data: URL"}
+    image = {"type": "string", "minLength": 1, "description": "a PNG, JPEG or WebP image: base64, a data: URL, "
+                                                               "or an http(s) URL where url_images is on"}
     fmt = {"type": "string", "enum": ["png", "jpeg", "jpg", "webp"], "default": "png", "description": "any case"}
     side = {"type": "integer", "minimum": 1, "maximum": 16384}
     resize_schema = {"type": "object", "required": ["image"], "properties": {
@@ -206,4 +231,9 @@ def routes() -> list[ApiRoute]:
                  response=image_out, request=resize_schema),
         ApiRoute("/api/image/crop", crop, methods=["POST"], summary="Crop an image", tag="utility",
                  response=image_out, request=crop_schema),
+        # 403: url_images is off; 415: not a PNG, JPEG or WebP; 422: the URL refused (an address that is not
+        # public, too many redirects, too large), failed (unreachable, not 200, past url_timeout_seconds) or
+        # the image too large
+        ApiRoute("/api/image/download", download, methods=["GET"], summary="Fetch an image from a URL",
+                 tag="utility", response=image_out, query=schemas((URL,)), errors=(403, 415, 422)),
     ]
