@@ -81,6 +81,12 @@ MODELS_DIR="$(absolute "${MODELS_DIR:-$DATA_DIR/models}")"
 for path in "$PREFIX" "$DATA_DIR" "$MODELS_DIR"; do
     case "$path" in *[[:space:]\|\&\\\"]*) die "paths with spaces, quotes or |&\\ cannot go into a systemd unit: $path" ;; esac
 done
+case "$AUTH" in ''|none|api-key|jwt|pam|unix|optional) ;; *) die "--auth: expected none, api-key, jwt, pam, unix or optional, got '$AUTH'" ;; esac
+case "$HOST" in
+    127.*|::1|localhost) ;;
+    *) [ -n "$AUTH" ] && [ "$AUTH" != none ] \
+        || die "--host $HOST without --auth: the server refuses to serve a network address unauthenticated; add --auth jwt (or pam, unix, api-key; docs/security.md)" ;;
+esac
 [ -z "$WHEEL" ] || [ -f "$WHEEL" ] || die "--wheel: no such file: $WHEEL"
 [ -z "$WHEEL" ] || WHEEL="$(absolute "$WHEEL")"
 command -v "$PYTHON" >/dev/null || die "no $PYTHON: install Python 3.10+ or set PYTHON"

@@ -225,6 +225,9 @@ def test_second_run_upgrades_in_place_then_uninstall(installed: Install, wheel: 
     (["--frobnicate"], "unknown option: --frobnicate"),
     (["--wheel", "/nonexistent.whl"], "--wheel: no such file: /nonexistent.whl"),
     (["--prefix", "/tmp/with space"], "paths with spaces"),
+    (["--auth", "ldap"], "--auth: expected none, api-key, jwt, pam, unix or optional, got 'ldap'"),
+    (["--host", "0.0.0.0"], "--host 0.0.0.0 without --auth"),
+    (["--host", "0.0.0.0", "--auth", "none"], "--host 0.0.0.0 without --auth"),
 ])
 def test_bad_options(args: list[str], words: str, tmp_path: Path) -> None:
     done = run(INSTALL, "--no-service", "--prefix", tmp_path / "p", *args)
