@@ -11,13 +11,14 @@ import hmac
 import re
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sdrest.database import Database
 
 ADMIN, USER = "admin", "user"
 ROLES = (ADMIN, USER)
@@ -135,19 +136,11 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class AuthStore:
+class AuthStore(Database):
     """The auth tables. Thread-safe; every method is one short transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        super().__init__(path, _SCHEMA, foreign_keys=True)
         path.chmod(0o600)
         now = time.time()
         with self._write():
@@ -155,14 +148,6 @@ class AuthStore:
             self._db.execute("DELETE FROM revoked WHERE expires_at < ?", (now,))
             self._db.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now,))
             self._db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        with self._lock:
-            try:
-                self._db.close()
-            except sqlite3.ProgrammingError:
-                pass
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

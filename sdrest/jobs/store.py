@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sdrest.database import Database
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -120,26 +121,11 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-class JobStore:
+class JobStore(Database):
     """Jobs in SQLite. All methods are thread-safe."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        with self._lock:
-            try:
-                self._db.close()
-            except sqlite3.ProgrammingError:
-                pass
+        super().__init__(path, _SCHEMA)
 
     # -- reading ------------------------------------------------------------------
 
