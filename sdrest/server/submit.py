@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shutil
 import time
 from typing import Any
 
 import anyio
+from starlette.requests import Request
 
 from sdrest.jobs.queue import QueueFull
 from sdrest.auth.service import Authenticator, Principal
@@ -30,6 +32,10 @@ def check_limits(state: ServerState, principal: Principal) -> None:
     if wait:
         raise ApiError(429, f"more than {state.config.requests_per_minute} generation requests in a minute; "
                             f"try again in {wait} s", code="rate_limited", headers={"Retry-After": str(wait)})
+
+
+#: how often a synchronous call looks whether its client is still there
+DISCONNECT_POLL_SECONDS = 0.5
 
 
 async def submit(state: ServerState, prepared: Prepared, principal: Principal) -> Job:
@@ -75,6 +81,22 @@ async def wait_for(state: ServerState, job_id: str, timeout: float) -> Job | Non
                 return None
     finally:
         queue.unsubscribe(sub)
+
+
+async def wait_or_cancel(request: Request, state: ServerState, job_id: str, timeout: float) -> Job | None:
+    """:func:`wait_for` for a synchronous call: if the client goes away before the job ends, the job is
+    cancelled (nobody is left to take its images) and None returned."""
+    waiting = asyncio.ensure_future(wait_for(state, job_id, timeout))
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_SECONDS)
+            if done:
+                return waiting.result()
+            if await request.is_disconnected():
+                state.queue.cancel(job_id)
+                return None
+    finally:
+        waiting.cancel()
 
 
 def output_urls(job: Job, auth: Authenticator) -> list[dict[str, Any]]:

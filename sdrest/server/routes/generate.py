@@ -14,7 +14,7 @@ from sdrest.server.query import Boolean, Number, schemas
 from sdrest.server.requests import MAX_PROMPT, Prepared
 from sdrest.server.spec import ApiRoute, Schema, limited
 from sdrest.server.state import state_of
-from sdrest.server.submit import job_with_images, output_urls, submit, wait_for
+from sdrest.server.submit import job_with_images, output_urls, submit, wait_or_cancel
 
 # What the parser (sdrest.server.requests.RequestParser) enforces, stated for clients; the limits that depend on
 # the server's settings (max_steps, max_batch, max_pixels) and the names it knows (samplers) are filled in by the
@@ -115,7 +115,7 @@ async def _respond(request: Request, prepared: Prepared, wait: float | None) -> 
     state = state_of(request)
     job = await submit(state, prepared, principal_of(request))
     if wait is not None:
-        done = await wait_for(state, job.id, wait)
+        done = await wait_or_cancel(request, state, job.id, wait)
         if done is not None:
             body = await job_with_images(state, done)
             if done.status == "succeeded":
