@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("sdrest.server")
 
 _CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
           413: "too_large", 415: "unsupported_media_type", 421: "misdirected", 422: "invalid", 429: "queue_full",
           500: "internal", 503: "unavailable"}
+
+
+#: where a route that answers errors in its own dialect's shape (A1111, OpenAI) puts its formatter in the scope
+ERROR_FORMAT = "sdrest.error_format"
 
 
 class ApiError(Exception):
@@ -43,25 +48,38 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
+#: turns an error into the response a dialect's clients expect
+ErrorFormat = Callable[[ApiError], Response]
+
+
+def _answer(request: Request, error: ApiError) -> Response:
+    """``error`` in the shape of the route's dialect (set by the route), else the native JSON."""
+    formatter: ErrorFormat | None = request.scope.get(ERROR_FORMAT)
+    if formatter is not None:
+        return formatter(error)
+    return error_response(error.status, error.code, error.message, error.field, error.headers)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
     """ApiError -> JSON."""
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+    return _answer(request, exc)
 
 
-async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     """Starlette's HTTPException (404 route, 405 method) -> JSON."""
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.url.path}"
-    return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), message, headers=exc.headers)
+    return _answer(request, ApiError(exc.status_code, message, code=_CODES.get(exc.status_code, "error"),
+                                     headers=dict(exc.headers or {})))
 
 
-async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
     """Anything unforeseen: logged, answered as a 500 without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal", "internal server error")
+    return _answer(request, ApiError(500, "internal server error", code="internal"))
 
 
 def exception_handlers() -> dict[Any, Any]:

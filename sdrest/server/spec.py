@@ -61,17 +61,20 @@ class ApiRoute(Route):
     ``errors`` the error statuses particular to the route: those every route, every query, every body and every
     path parameter can bring are added by :meth:`error_statuses`. ``content_type`` may list several media types.
     ``access`` says who may call it (:data:`PUBLIC`, :data:`USER`, :data:`ADMIN`; :mod:`sdrest.server.auth`).
+    ``error_format`` (an :data:`sdrest.server.errors.ErrorFormat`) answers its errors in a dialect's own shape.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: Sequence[str], summary: str, tag: str,
                  request: Schema | None = None, response: Schema | None = None,
                  query: dict[str, Schema] | None = None, status: int = 200, errors: Sequence[int] = (),
                  content_type: str | Sequence[str] = "application/json",
-                 responses: dict[int, Schema] | None = None, access: str = USER) -> None:
+                 responses: dict[int, Schema] | None = None, access: str = USER,
+                 error_format: Callable[..., Any] | None = None) -> None:
         super().__init__(path, endpoint, methods=list(methods))
         if access not in ACCESS_LEVELS:
             raise ValueError(f"access: expected one of {ACCESS_LEVELS}, got {access!r}")
         self.access = access
+        self.error_format = error_format
         self.summary = summary
         self.tag = tag
         self.request_schema = request
@@ -85,7 +88,10 @@ class ApiRoute(Route):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request once :func:`sdrest.server.auth.authorize` lets it through to this route's access."""
         from sdrest.server.auth import authorize  # the policy module imports this one
+        from sdrest.server.errors import ERROR_FORMAT
 
+        if self.error_format is not None:
+            scope[ERROR_FORMAT] = self.error_format
         authorize(scope, self.access)
         await super().handle(scope, receive, send)
 
