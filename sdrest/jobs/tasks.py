@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image
 
+from sdrest.generation_fields import library_keywords
 from sdrest.jobs.models import ModelCache
 from sdrest.jobs.outputs import a1111_parameters, save_png
 from sdrest.models.hashing import Hashes
@@ -71,11 +72,7 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
     if params.get("model_hash") is None and ctx.registry is not None and params.get("model"):
         params["model_hash"] = model_short_hash(ctx.registry, params["model"])
     sd = ctx.models.diffusion(files)
-    kwargs: dict[str, Any] = {
-        key: params[key] for key in ("negative_prompt", "width", "height", "steps", "cfg_scale", "sampler",
-                                     "scheduler", "seed", "clip_skip", "guidance", "eta", "flow_shift")
-        if params.get(key) is not None
-    }
+    kwargs: dict[str, Any] = {key: params[key] for key in library_keywords(kind) if params.get(key) is not None}
     kwargs["loras"] = [LoRA(lo["_path"], lo.get("multiplier", 1.0)) for lo in params.get("loras", [])]
     kwargs["progress"] = _on_progress(ctx)
     kwargs["cancel"] = ctx.cancel
@@ -94,7 +91,7 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
     control = _input_image(ctx, inputs.get("control_image"))
     if control is not None:
         kwargs["control_image"] = control
-        kwargs["control_strength"] = params.get("control_strength", 0.9)
+        kwargs["control_strength"] = params["control_strength"]
     prompt = params.get("prompt", "")
     if kind == "video":
         init = _input_image(ctx, inputs.get("image"))
@@ -102,9 +99,8 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
     elif kind in ("img2img", "inpainting"):
         image = _input_image(ctx, inputs["image"])
         mask = _input_image(ctx, inputs.get("mask"))
-        result = sd.img2img(image, prompt, strength=params.get("strength", 0.75), mask=mask, **kwargs)
+        result = sd.img2img(image, prompt, strength=params["strength"], mask=mask, **kwargs)
     else:
-        kwargs["batch_count"] = params.get("batch_count", 1)
         result = sd.txt2img(prompt, **kwargs)
     if params.get("sampler") is None:
         params["sampler"] = sd.default_sampler

@@ -15,6 +15,8 @@ from PIL import Image
 
 from sdrest.checks import ArgumentError, check_schedule
 from sdrest.config import ServerConfig
+from sdrest.generation_fields import BY_NAME, MAX_PROMPT, MAX_SIDE, family_defaults, fields_for
+from sdrest.generation_fields import Field as GenerationField
 from sdrest.models.companions import resolve
 from sdrest.models.registry import MODEL_EXTENSIONS, ModelEntry, Registry
 from sdrest.server.body import read_json  # noqa: F401  (routes import it from here)
@@ -22,27 +24,10 @@ from sdrest.server.errors import ApiError, invalid
 from sdrest.server.images import decode_image
 from sdrest.server.urlfetch import UrlFetcher
 
-MAX_PROMPT = 20000
 #: ``<lora:name>`` or ``<lora:name:weight>``. Every repeat is bounded and no two can trade characters, so a
 #: scan costs at most a few hundred steps per ``<`` of the prompt: linear, whatever the prompt holds
 _LORA_IN_PROMPT = re.compile(r"<lora:([^:<>]{1,256})(?::([^:<>]{1,32}))?>")
 _LORA_WEIGHT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-
-#: the request fields of each generation kind, besides the common ones
-COMMON_FIELDS = {
-    "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampling_method", "sampler",
-    "scheduler", "seed", "batch_count", "clip_skip", "model", "vae_model", "taesd_model", "clip_l_model",
-    "clip_g_model", "t5xxl_model", "llm_model", "loras", "preview", "preview_interval", "vae_tiling", "guidance",
-    "eta", "flow_shift",
-}
-KIND_FIELDS = {
-    "txt2img": set(),
-    "img2img": {"init_image", "strength"},
-    "inpainting": {"source_image", "init_image", "mask_image", "strength"},
-    "controlnet": {"control_image", "control_net_model", "control_strength"},
-    "video": {"init_image", "video_frames"},
-}
-
 
 class Fields:
     """Typed reads of a request body; every failure is a 422 naming the field. A field given as ``null`` is
@@ -210,59 +195,78 @@ class RequestParser:
 
     # -- generation ------------------------------------------------------------------
 
+    def _limit(self, field: GenerationField) -> tuple[float, float]:
+        """The range of a numeric field, with its setting-bound maximum from this server's config."""
+        high = field.maximum if field.maximum is not None else math.inf
+        if field.maximum_setting == "max_steps":
+            high = min(high, self.config.max_steps)
+        elif field.maximum_setting == "max_batch":
+            high = min(high, self.config.max_batch)
+        return (field.minimum if field.minimum is not None else -math.inf), high
+
+    def _scalar(self, f: Fields, field: GenerationField, default: Any) -> Any:
+        """A scalar field of the request (by its name or an alias), checked against its declaration."""
+        name = next((n for n in (field.name, *field.aliases) if f.has(n)), field.name)
+        if field.type == "integer":
+            low, high = self._limit(field)
+            value = f.integer(name, default, int(low), int(high))
+            if value is not None and field.multiple_of and value % field.multiple_of:
+                raise invalid(name, f"must be a multiple of {field.multiple_of}, got {value}")
+            return value
+        if field.type == "number":
+            return f.number(name, default, *self._limit(field))
+        if field.type == "boolean":
+            return f.boolean(name, default)
+        if field.type == "choice":
+            choices = self.samplers if field.choices == "samplers" else self.schedulers
+            given = f.choice(name, choices)
+            return given if given is not None else (default if default in choices else None)
+        return f.string(name, default, field.max_length or 1024)
+
     def generation(self, kind: str, body: Mapping[str, Any]) -> Prepared:
-        """Parameters of a txt2img, img2img, inpainting, controlnet or video request."""
-        allowed = COMMON_FIELDS | KIND_FIELDS[kind]
+        """Parameters of a txt2img, img2img, inpainting, controlnet or video request, read by the declaration of
+        each field (:mod:`sdrest.generation_fields`); what a request leaves out, its model's family decides."""
+        fields = fields_for(kind)
+        allowed = {name for field in fields for name in (field.name, *field.aliases)}
         for key in body:
             if key not in allowed:
                 raise invalid(key, f"unknown field for {kind}")
         f = Fields(body)
         cfg = self.config
+        for field in fields:
+            if kind in field.required_for and field.type != "string" and not f.has(field.name):
+                raise invalid(field.name, "required")
+        if kind == "inpainting" and not (f.has("source_image") or f.has("init_image")):
+            raise invalid("source_image", "required")
         prompt = f.string("prompt", "", MAX_PROMPT) or ""
-        if not prompt.strip() and kind != "video":
+        if not prompt.strip() and kind in BY_NAME["prompt"].required_for:
             raise invalid("prompt", "required")
-        max_side = 16384
-        params: dict[str, Any] = {
-            "prompt": prompt,
-            "negative_prompt": f.string("negative_prompt", "", MAX_PROMPT),
-            "width": f.integer("width", None, 64, max_side),
-            "height": f.integer("height", None, 64, max_side),
-            "steps": f.integer("steps", 20, 1, cfg.max_steps),
-            "cfg_scale": f.number("cfg_scale", 7.0, 0.0, 100.0),
-            "sampler": f.choice("sampling_method", self.samplers) or f.choice("sampler", self.samplers),
-            "scheduler": f.choice("scheduler", self.schedulers),
-            "batch_count": f.integer("batch_count", 1, 1, cfg.max_batch),
-            "clip_skip": f.integer("clip_skip", None, -1, 12),
-            "guidance": f.number("guidance", None, 0.0, 100.0),
-            "eta": f.number("eta", None, 0.0, 100.0),
-            "flow_shift": f.number("flow_shift", None, 0.0, 100.0),
-            "preview": f.boolean("preview", False),
-            "preview_interval": f.integer("preview_interval", 1, 1, 1000),
-            "vae_tiling": f.boolean("vae_tiling", False),
-        }
+        try:  # first: its family decides the defaults; its error comes after those of the fields
+            model: ModelEntry | None = self._main_model(f)
+            model_error: ApiError | None = None
+        except ApiError as exc:
+            model, model_error = None, exc
+        defaults = family_defaults(model.architecture if model is not None else None)
+        params: dict[str, Any] = {"prompt": prompt}
+        for field in fields:
+            if field.type in ("integer", "number", "string", "boolean", "choice") and field.name != "prompt":
+                sized_by_image = field.name in ("width", "height") and kind in ("img2img", "inpainting")
+                default = None if sized_by_image else defaults.get(field.name, field.default)
+                params[field.keyword or field.name] = self._scalar(f, field, default)
         try:
             check_schedule(params["scheduler"], params["steps"])
         except ArgumentError as exc:
             raise invalid(exc.argument, str(exc)) from None
-        for side in ("width", "height"):
-            if params[side] is not None and params[side] % 8:
-                raise invalid(side, f"must be a multiple of 8, got {params[side]}")
         seed = body.get("seed", "random")
         if seed in ("random", None, "") or (isinstance(seed, (int, float)) and not isinstance(seed, bool) and seed < 0):
             params["seed"] = secrets.randbelow(2**31)
         else:
             params["seed"] = f.integer("seed", None, 0, 2**63 - 1)
         images: dict[str, Image.Image] = {}
-        inputs: dict[str, str] = {}
         if kind in ("img2img", "inpainting"):
-            field = "source_image" if kind == "inpainting" and "source_image" in body else "init_image"
-            if field not in body:
-                raise invalid("source_image" if kind == "inpainting" else "init_image", "required")
-            images["image"] = self.image(body[field], field).convert("RGB")
-            params["strength"] = f.number("strength", 0.75, 0.0, 1.0)
+            field_name = "source_image" if kind == "inpainting" and f.has("source_image") else "init_image"
+            images["image"] = self.image(body[field_name], field_name).convert("RGB")
             if kind == "inpainting":
-                if "mask_image" not in body:
-                    raise invalid("mask_image", "required")
                 mask = self.image(body["mask_image"], "mask_image").convert("L")
                 if mask.size != images["image"].size:
                     raise invalid("mask_image", f"size {mask.size} differs from the image's {images['image'].size}")
@@ -271,42 +275,33 @@ class RequestParser:
             params["height"] = params["height"] or images["image"].height
             for side, value in zip(("width", "height"), images["image"].size):
                 if value % 8:
-                    raise invalid(field, f"the image's {side} ({value}) must be a multiple of 8")
-        if kind == "video":
-            params["video_frames"] = f.integer("video_frames", 1, 1, 1000)
-            if "init_image" in body:
-                images["image"] = self.image(body["init_image"], "init_image").convert("RGB")
-        params["width"] = params["width"] or 512
-        params["height"] = params["height"] or 512
+                    raise invalid(field_name, f"the image's {side} ({value}) must be a multiple of 8")
+        if kind == "video" and f.has("init_image"):
+            images["image"] = self.image(body["init_image"], "init_image").convert("RGB")
         pixels = params["width"] * params["height"]
         if pixels > cfg.max_pixels:
             larger = "height" if params["height"] > params["width"] else "width"
             raise invalid(larger, f"{params['width']}x{params['height']} is more than {cfg.max_pixels} pixels")
-        model = self._main_model(f)
+        if model is None:
+            raise model_error  # type: ignore[misc]
         architecture = model.architecture or ""
         if kind == "video" and architecture and not any(a in architecture.lower() for a in ("wan", "svd")):
             raise invalid("model", f"{display_name(model)} ({architecture}) cannot generate video; use a Wan model")
         explicit: dict[str, str] = {}
-        for role, field in ROLE_FIELDS.items():
-            if f.has(field):
-                types = (role,) if role in ("vae", "taesd") else ("text_encoder",)
-                explicit[role] = self.model(body[field], field, types).path
+        for role, field_name in ROLE_FIELDS.items():
+            if f.has(field_name):
+                explicit[role] = self.model(body[field_name], field_name, BY_NAME[field_name].model_kinds).path
         context = self.context_files(model, explicit)
         if kind == "controlnet":
-            if "control_image" not in body:
-                raise invalid("control_image", "required")
             images["control_image"] = self.image(body["control_image"], "control_image").convert("RGB")
             context["control_net"] = self.model(body.get("control_net_model"), "control_net_model",
-                                                ("controlnet",)).path
-            params["control_strength"] = f.number("control_strength", 0.9, 0.0, 10.0)
+                                                BY_NAME["control_net_model"].model_kinds).path
         params["loras"], params["prompt"] = self.loras(body.get("loras"), params["prompt"])
         params["model_name"] = display_name(model)
         params["model"] = model.id
         params["model_hash"] = None
         params["_context"] = context
-        for name in images:
-            inputs[name] = f"{name}.png"
-        params["_inputs"] = inputs
+        params["_inputs"] = {name: f"{name}.png" for name in images}
         return Prepared(kind, params, images)
 
     def loras(self, value: Any, prompt: str) -> tuple[list[dict[str, Any]], str]:
@@ -356,8 +351,8 @@ class RequestParser:
         else:
             entry = self.model(ref, "esrgan_model", ("esrgan",))
         side = max(image.size) * (factor or 4)
-        if side > 16384:
-            raise invalid("upscale_factor", f"the result would be {side} pixels a side, more than 16384")
+        if side > MAX_SIDE:
+            raise invalid("upscale_factor", f"the result would be {side} pixels a side, more than {MAX_SIDE}")
         params = {"esrgan_model": display_name(entry), "esrgan_model_id": entry.id, "upscale_factor": factor,
                   "width": image.width, "height": image.height, "_upscaler": entry.path, "_inputs": {"image": "image.png"}}
         return Prepared("upscale", params, {"image": image})

@@ -8,6 +8,8 @@ from typing import Any
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from sdrest.generation_fields import ENUM_SETTING, MAXIMUM_SETTING
+
 Schema = dict[str, Any]
 
 ERROR_SCHEMA: Schema = {
@@ -17,11 +19,9 @@ ERROR_SCHEMA: Schema = {
 }
 OBJECT: Schema = {"type": "object", "additionalProperties": True}
 
-#: a schema keyword naming the server setting that bounds a value: ``{"type": "integer", MAXIMUM_SETTING:
-#: "max_steps"}``; the served document adds ``maximum`` from the running server's settings
-MAXIMUM_SETTING = "x-maximum-setting"
-#: a schema keyword naming the server's list a value must be one of (``samplers``); the document adds ``enum``
-ENUM_SETTING = "x-enum-setting"
+# MAXIMUM_SETTING: a schema keyword naming the server setting that bounds a value (``{"type": "integer",
+# MAXIMUM_SETTING: "max_steps"}``); ENUM_SETTING: one naming the server's list a value must be one of
+# (``samplers``). The served document adds ``maximum`` and ``enum`` from the running server.
 
 
 def limited(schema: Schema, *, maximum: str | None = None, enum: str | None = None) -> Schema:

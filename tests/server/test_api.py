@@ -184,7 +184,7 @@ def test_utility_endpoints(fake_server: LiveServer) -> None:
     assert "euler_a" in client.get("/api/samplers").json()["samplers"]
     assert "karras" in client.get("/api/schedulers").json()["schedulers"]
     params = client.get("/api/parameters").json()["parameters"]
-    assert params["steps"]["maximum"] == 500 and "sdxl" in params["per_architecture"]
+    assert params["steps"]["maximum"] == 500 and "SDXL" in params["per_architecture"]
     good = client.post("/api/validate", json={"type": "text2img", "parameters": {"prompt": "x", "model": "fake"}})
     assert good.json() == {"valid": True, "errors": []}
     bad = client.post("/api/validate", json={"type": "text2img", "parameters": {"prompt": "x", "steps": 10**6}})

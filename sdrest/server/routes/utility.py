@@ -11,54 +11,25 @@ from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from sdrest.generation_fields import FAMILY_DEFAULTS, FIELDS
 from sdrest.jobs.store import QUEUED
 from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
 from sdrest.server.images import URLS_DISABLED, is_url
+from sdrest.server.openapi import server_limits
 from sdrest.server.query import Text, bad_query, schemas
 from sdrest.server.requests import Fields
 from sdrest.server.spec import ApiRoute
 from sdrest.server.state import ServerState, state_of
 from sdrest.server.urlfetch import MAX_URL_LENGTH
 
-#: sd.cpp's defaults per architecture (its CLI's recommendations, from the seed README's table)
-ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd1": {"width": 512, "height": 512, "cfg_scale": 7.0, "steps": 20},
-    "sd2": {"width": 768, "height": 768, "cfg_scale": 7.0, "steps": 20},
-    "sdxl": {"width": 1024, "height": 1024, "cfg_scale": 7.0, "steps": 20},
-    "sd3": {"width": 1024, "height": 1024, "cfg_scale": 4.5, "steps": 20, "sampler": "euler"},
-    "flux": {"width": 1024, "height": 1024, "cfg_scale": 1.0, "steps": 20, "sampler": "euler"},
-    "chroma": {"width": 1024, "height": 1024, "cfg_scale": 4.0, "steps": 20, "sampler": "euler"},
-    "wan": {"width": 832, "height": 480, "cfg_scale": 6.0, "steps": 20, "sampler": "euler", "flow_shift": 3.0,
-            "video_frames": 33},
-    "qwen_image": {"width": 1024, "height": 1024, "cfg_scale": 2.5, "steps": 20, "sampler": "euler",
-                   "flow_shift": 3.0},
-}
-
-
 def _parameters(state: ServerState) -> dict[str, Any]:
-    cfg = state.config
-    side = {"type": "integer", "minimum": 64, "maximum": 16384, "multiple_of": 8, "default": 512}
-    return {
-        "prompt": {"type": "string", "max_length": 20000, "required": True},
-        "negative_prompt": {"type": "string", "default": ""},
-        "width": side, "height": side,
-        "max_pixels": {"type": "integer", "value": cfg.max_pixels},
-        "steps": {"type": "integer", "minimum": 1, "maximum": cfg.max_steps, "default": 20},
-        "cfg_scale": {"type": "number", "minimum": 0, "maximum": 100, "default": 7.0},
-        "sampling_method": {"type": "string", "enum": state.parser.samplers, "default": None},
-        "scheduler": {"type": "string", "enum": state.parser.schedulers, "default": None},
-        "seed": {"type": "integer", "minimum": -1, "default": "random"},
-        "batch_count": {"type": "integer", "minimum": 1, "maximum": cfg.max_batch, "default": 1},
-        "clip_skip": {"type": "integer", "minimum": -1, "maximum": 12, "default": -1},
-        "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.75},
-        "control_strength": {"type": "number", "minimum": 0, "maximum": 10, "default": 0.9},
-        "upscale_factor": {"type": "integer", "minimum": 1, "maximum": 8, "default": None},
-        "video_frames": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1},
-        "quantization_type": {"type": "string", "enum": state.parser.weight_types},
-        "loras": {"type": "array", "items": {"name": "string", "multiplier": "number (-10..10)"}},
-        "per_architecture": ARCHITECTURE_DEFAULTS,
-    }
+    """Every generation field with its type, default, range and choices (this server's limits and names)."""
+    settings = {**server_limits(state), "max_steps": state.config.max_steps, "max_batch": state.config.max_batch}
+    fields = {field.name: field.describe(settings) for field in FIELDS}
+    fields["max_pixels"] = {"type": "integer", "value": state.config.max_pixels,
+                            "doc": "the most pixels (width x height) a request may ask for"}
+    return {**fields, "per_architecture": FAMILY_DEFAULTS}
 
 
 async def samplers(request: Request) -> JSONResponse:
