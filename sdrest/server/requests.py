@@ -160,7 +160,9 @@ class RequestParser:
         return entry
 
     def _main_model(self, fields: Fields) -> ModelEntry:
-        ref = fields.body.get("model") or self.config.default_model or self._loaded_model()
+        """The model a request names; else the one a worker holds loaded, the configured default, or the only
+        checkpoint or diffusion model in the models dir (in that order)."""
+        ref = fields.body.get("model") or self._loaded_model() or self.config.default_model
         if not ref:
             candidates = self.registry.search(kind=LOADABLE_KINDS).items
             if len(candidates) == 1:

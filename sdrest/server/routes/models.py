@@ -29,12 +29,18 @@ from sdrest.server.state import ServerState, state_of
 from sdrest.server.submit import submit
 
 #: the API's sort keys -> the registry's (the registry's own names are accepted too)
-_SORT_KEYS = {"name": "name", "size": "size", "modified_at": "mtime", "type": "kind", "path": "id", "id": "id",
+_SORT_KEYS = {"name": "name", "size": "size", "modified_at": "mtime", "date": "mtime", "type": "kind", "path": "id",
+              "id": "id",
               "kind": "kind", "mtime": "mtime", "architecture": "architecture", "parameters": "parameters",
               "quantization": "quantization"}
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.gguf$")
+_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
+#: what the document says output_path may be: a file name, or up to 8 parts of a path inside the models dir
+_OUTPUT_PATH_PATTERN = r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,200}/){0,7}[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.gguf$"
 #: the query of ``GET /api/models``
-LISTING = (Choice("type", None, "only models of this kind", choices=tuple(KINDS)),
+#: the seed's names for our kinds (its enum has both ESRGAN and UPSCALER)
+_KIND_ALIASES = {"upscaler": "esrgan"}
+LISTING = (Choice("type", None, "only models of this kind (upscaler: esrgan)", choices=(*KINDS, *_KIND_ALIASES)),
            Text("search", None, "every word in the id, name, kind, architecture or quantization"),
            Text("architecture", None, "only this architecture (as listed), any case"),
            Choice("sort_by", "name", choices=tuple(_SORT_KEYS)),
@@ -95,6 +101,7 @@ def _companions(state: ServerState, entry: ModelEntry) -> dict[str, Any] | None:
 async def list_models(request: Request) -> JSONResponse:
     state = state_of(request)
     kind, search, architecture, sort_by, order, page, limit = (param.read(request) for param in LISTING)
+    kind = _KIND_ALIASES.get(kind, kind) if kind else kind
     found = state.registry.search(search, kind=kind, architecture=architecture, sort=_SORT_KEYS[sort_by],
                                   descending=order == "desc", offset=(page - 1) * limit, limit=limit)
     loaded = _loaded_paths(state)
@@ -262,6 +269,24 @@ async def validate(request: Request) -> JSONResponse:
     return JSONResponse(_validation(state, entry))
 
 
+def _output_path(state: ServerState, src: Path, given: str) -> Path:
+    """Where a conversion writes: a file name in the model's own folder, or a path inside the models dir (each
+    part plain: letters, digits, . _ -; never ``..``); 422 naming ``output_path`` otherwise."""
+    parts = given.replace("\\", "/").split("/")
+    if len(parts) > 8 or any(not _PATH_PART.match(part) or part.startswith("..") for part in parts):
+        raise invalid("output_path", "a file name in the model's folder, or a path inside the models dir (letters, "
+                                     "digits, . _ -)")
+    if not _OUTPUT_NAME.match(parts[-1]):
+        raise invalid("output_path", "expected NAME.gguf (letters, digits, . _ -)")
+    dst = (src.parent / parts[0]) if len(parts) == 1 else state.registry.root.joinpath(*parts)
+    root = state.registry.root.resolve()
+    if not dst.parent.resolve().is_relative_to(root):
+        raise invalid("output_path", "must stay inside the models dir")
+    if not dst.parent.is_dir():
+        raise invalid("output_path", f"no folder {'/'.join(parts[:-1])} in the models dir")
+    return dst
+
+
 async def convert(request: Request) -> JSONResponse:
     state = state_of(request)
     body = await read_json(request)
@@ -277,14 +302,9 @@ async def convert(request: Request) -> JSONResponse:
     qtype = f.choice("quantization_type", state.parser.weight_types)
     if qtype is None:
         raise invalid("quantization_type", "required")
-    name = f.string("output_path") or f"{display_name(entry)}.{qtype}.gguf"
-    if "/" in name or "\\" in name:
-        raise invalid("output_path", "a file name in the model's own folder, not a path")
-    if not _OUTPUT_NAME.match(name):
-        raise invalid("output_path", "expected NAME.gguf (letters, digits, . _ -)")
-    dst = src.parent / name
+    dst = _output_path(state, src, f.string("output_path") or f"{display_name(entry)}.{qtype}.gguf")
     if dst.exists():
-        raise ApiError(409, f"{name} already exists", field="output_path", code="exists")
+        raise ApiError(409, f"{dst.name} already exists", field="output_path", code="exists")
     params = {"model_name": display_name(entry), "model": entry.id, "quantization_type": qtype,
               "output_name": dst.relative_to(state.registry.root).as_posix(), "_src": entry.path, "_dst": str(dst)}
     job = await submit(state, Prepared("convert", params, {}), principal_of(request))
@@ -322,8 +342,8 @@ def routes() -> list[ApiRoute]:
     convert_schema = {"type": "object", "required": ["quantization_type"], "properties": {
         "model_name": ref, "model": {**ref, "description": "model_name's other name"},
         "quantization_type": limited({"type": "string"}, enum="quantization_types"),
-        "output_path": {"type": "string", "pattern": _OUTPUT_NAME.pattern,
-                        "description": "a file name in the model's own folder"}},
+        "output_path": {"type": "string", "pattern": _OUTPUT_PATH_PATTERN,
+                        "description": "a file name in the model's own folder, or a path inside the models dir"}},
                       "anyOf": [{"required": ["model_name"]}, {"required": ["model"]}]}
     hash_schema = {"type": "object", "properties": {"models": {"oneOf": [ref, refs]}, "model": ref},
                    "anyOf": [{"required": ["models"]}, {"required": ["model"]}]}

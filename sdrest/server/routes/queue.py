@@ -41,7 +41,7 @@ SSE_EVENT_SCHEMA: Schema = {"type": "object", "required": ["data"], "properties"
         "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}}}}
 
 
-def _job(request: Request, job_id: str, *, signed: bool = False) -> Job:
+def job_of(request: Request, job_id: str, *, signed: bool = False) -> Job:
     """The job, if the request's principal may see it (or, with ``signed``, the URL is signed for it): another
     user's job is a 404, exactly like a job that does not exist."""
     state = state_of(request)
@@ -80,7 +80,7 @@ async def queue_status(request: Request) -> JSONResponse:
 
 
 async def job_status(request: Request) -> JSONResponse:
-    return JSONResponse(_job_body(state_of(request), _job(request, request.path_params["job_id"])))
+    return JSONResponse(_job_body(state_of(request), job_of(request, request.path_params["job_id"])))
 
 
 async def cancel_job(request: Request) -> JSONResponse:
@@ -89,7 +89,7 @@ async def cancel_job(request: Request) -> JSONResponse:
     job_id = body.get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise invalid("job_id", "required")
-    job = _job(request, job_id)
+    job = job_of(request, job_id)
     if job.status in FINISHED:
         raise ApiError(409, f"job {job_id} already {job.status}", field="job_id", code="already_finished")
     result = state.queue.cancel(job_id)
@@ -104,7 +104,7 @@ async def clear_queue(request: Request) -> JSONResponse:
 
 async def job_events(request: Request) -> Response:
     state = state_of(request)
-    job = _job(request, request.path_params["job_id"])
+    job = job_of(request, request.path_params["job_id"])
     return event_stream(state, job.id, principal_of(request))
 
 
@@ -119,7 +119,7 @@ _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gi
 async def job_output(request: Request) -> Response:
     state = state_of(request)
     thumb, size, download = THUMB.read(request), SIZE.read(request), DOWNLOAD.read(request)
-    job = _job(request, request.path_params["job_id"], signed=True)
+    job = job_of(request, request.path_params["job_id"], signed=True)
     name = request.path_params["filename"]
     if not safe_name(name) or name not in job.outputs:
         raise ApiError(404, f"job {job.id} has no output {name!r}", field="filename")
