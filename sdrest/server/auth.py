@@ -76,10 +76,12 @@ class Authenticate:
         if not auth.enabled:
             principal = LOCAL
         else:
-            try:
-                principal = await anyio.to_thread.run_sync(_credentials, auth, headers, cookies, client_address(scope))
-            except AuthFailure as failure:
-                scope[_FAILURE] = failure
+            if b"authorization" in headers or b"x-api-key" in headers or SESSION_COOKIE in cookies:
+                try:  # a password or a key is checked off the event loop (argon2, PAM, SQLite)
+                    principal = await anyio.to_thread.run_sync(_credentials, auth, headers, cookies,
+                                                               client_address(scope))
+                except AuthFailure as failure:
+                    scope[_FAILURE] = failure
             if principal is None and _FAILURE not in scope and auth.mode == OPTIONAL:
                 guest = auth.guests.check(cookies.get(GUEST_COOKIE, ""))
                 if guest is None:
