@@ -102,6 +102,7 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
     elif kind in ("img2img", "inpainting"):
         image = _input_image(ctx, inputs["image"])
         mask = _input_image(ctx, inputs.get("mask"))
+        kwargs["batch_count"] = params.get("batch_count", 1)
         result = sd.img2img(image, prompt, strength=params.get("strength", 0.75), mask=mask, **kwargs)
     else:
         kwargs["batch_count"] = params.get("batch_count", 1)
