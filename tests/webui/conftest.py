@@ -4,22 +4,12 @@ Playwright (Playwright's own browser download is not used). Browser tests skip w
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "server"))  # server_live, the live-server helpers
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium (``apt-get install chromium``), or another Chromium on PATH; None when there is none."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -131,6 +131,27 @@ export function readValues(root, fields, images = {}) {
   return body;
 }
 
+/** What is wrong with `body` by the schema's own limits, as [field name, message] pairs (the server checks
+ * again, and more: this only spares a round trip for what the schema already says). */
+export function problems(body, fields, kind) {
+  const out = [];
+  for (const field of fields) {
+    const value = body[field.name];
+    if ((field.required_for || []).includes(kind) && (value === undefined || String(value).trim() === '')) {
+      out.push([field.name, 'required']);
+    } else if (typeof value === 'number' && field.type !== 'seed') {
+      if (Number.isNaN(value)) out.push([field.name, 'expected a number']);
+      else if (field.type === 'integer' && !Number.isInteger(value)) out.push([field.name, 'expected a whole number']);
+      else if (field.minimum !== undefined && value < field.minimum) out.push([field.name, `at least ${field.minimum}`]);
+      else if (field.maximum !== undefined && value > field.maximum) out.push([field.name, `at most ${field.maximum}`]);
+      else if (field.multiple_of && value % field.multiple_of !== 0) {
+        out.push([field.name, `a multiple of ${field.multiple_of}`]);
+      }
+    }
+  }
+  return out;
+}
+
 /** The raw values of the controls (what localStorage keeps; images are not kept). */
 export function rawValues(root, fields) {
   const out = {};

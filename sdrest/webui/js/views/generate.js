@@ -3,7 +3,9 @@
 
 import { ApiError, get, post } from '../api.js';
 import { h } from '../dom.js';
-import { COMMON, COMPOSE, clearErrors, fieldRow, fieldsOf, rawValues, readValues, setValues, showError } from '../form.js';
+import {
+  COMMON, COMPOSE, clearErrors, fieldRow, fieldsOf, problems, rawValues, readValues, setValues, showError,
+} from '../form.js';
 import { read, updateJob } from '../store.js';
 
 const STORAGE_KEY = 'sdrest.form.v1';
@@ -160,6 +162,12 @@ export class GenerateView {
     this.notice.hidden = true;
     const body = readValues(this.form, this.fields, this.images);
     const route = MODES.find(([kind]) => kind === this.mode)[1];
+    const found = problems(body, this.fields, this.mode);
+    if (found.length) {
+      for (const [name, message] of found) showError(this.form, name, message);
+      this.reveal(found[0][0]);
+      return;
+    }
     const button = this.form.querySelector('#generate');
     button.setAttribute('aria-busy', 'true');
     try {
@@ -175,12 +183,19 @@ export class GenerateView {
     }
   }
 
+  /** Bring field `name` into view (opening the phone's sheet when it lives there) and focus it. */
+  reveal(name) {
+    if (!this.compose.querySelector(`#f-${CSS.escape(name)}`) && matchMedia('(max-width: 760px)').matches) {
+      this.onSheet(true);
+    }
+    this.form.querySelector(`#f-${CSS.escape(name)}`)?.focus();
+  }
+
   showError(error) {
     const field = error instanceof ApiError && error.field;
     const name = field && (this.fields.find((f) => f.name === field || (f.aliases || []).includes(field))?.name);
     if (name && showError(this.form, name, error.message)) {
-      if (!this.compose.querySelector(`#f-${CSS.escape(name)}`)) this.onSheet(true);
-      this.form.querySelector(`#f-${CSS.escape(name)}`)?.focus();
+      this.reveal(name);
       return;
     }
     this.notice.textContent = field ? `${field}: ${error.message}` : error.message;
