@@ -29,7 +29,8 @@ export class ModelsView {
       h('td', {}, m.architecture || '—'),
       h('td', { class: 'col-quant' }, m.quantization || '—'),
       h('td', { class: 'num' }, bytes(m.size)),
-      h('td', {}, m.loaded ? h('span', { class: 'badge on' }, 'Loaded') : h('span', { class: 'badge' }, 'Not loaded')),
+      h('td', {}, m.loaded ? h('span', { class: 'badge on' }, 'Loaded')
+        : m.load_as ? h('span', { class: 'badge' }, 'Not loaded') : h('span', { class: 'muted', title: 'loaded with a model' }, '—')),
       admin ? h('td', { class: 'actions' }, m.load_as ? this.button(m) : null) : null)));
   }
 
