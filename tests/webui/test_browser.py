@@ -34,7 +34,9 @@ GENERATION_SECONDS = 240
 def live(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> Iterator[LiveServer]:
     """One server for the module: auth jwt with the users admin, alice and bob, the real workers."""
     tmp = tmp_path_factory.mktemp("webui-live")
-    config = make_config(tmp, synthetic_models, auth="jwt")
+    # a cancelled job stops at its next step; on a busy machine that may take a while, and a worker killed for
+    # being slow would drop the loaded model the later tests look at
+    config = make_config(tmp, synthetic_models, auth="jwt", cancel_grace_seconds=120.0)
     add_users(config.data_dir, AUTH_USERS)
     with LiveServer(create_app(config)) as server:
         yield server
@@ -170,7 +172,7 @@ def test_generate_shows_field_errors_then_progress_to_the_image(device: Device, 
     expect(item).to_contain_text("64×64")
     expect(item.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100",
                                                              timeout=GENERATION_SECONDS * 1000)
-    expect(item).to_contain_text("Done")
+    expect(item).to_contain_text("Done", timeout=GENERATION_SECONDS * 1000)  # after the VAE decode
     image = page.get_by_role("region", name="Results").get_by_role("img", name="a red fox").first
     expect(image).to_be_visible()
     until(lambda: image.evaluate("img => img.complete && img.naturalWidth") == 64, 30, "the image did not load")

@@ -87,7 +87,8 @@ export class QueueView {
     let line = '';
     if (job.status === 'running') {
       line = job.steps ? `Step ${job.step || 0}/${job.steps} · ${percent} %` : 'Starting…';
-      if (job.eta_seconds !== undefined && job.steps) line += ` · ETA ${duration(job.eta_seconds)}`;
+      if (job.steps && (job.step || 0) >= job.steps) line += ' · decoding…';
+      else if (job.eta_seconds !== undefined && job.steps) line += ` · ETA ${duration(job.eta_seconds)}`;
     } else if (job.status === 'queued') {
       line = job.queue_position ? `Position ${job.queue_position} in the queue` : 'Waiting';
     } else if (job.status === 'failed') {
