@@ -38,6 +38,8 @@ class ServerConfig:
     port: int = _setting(8080, "port to bind")
     models_dir: Path | None = _setting(None, "folder of models (checkpoints/, lora/, vae/, esrgan/ ...)")  # noqa: RUF009
     data_dir: Path = _setting(Path("sdrest-data"), "folder for the job database and the outputs")  # noqa: RUF009
+    ui_dir: Path | None = _setting(None, "serve the web UI at /ui/ from this folder instead of the one "  # noqa: RUF009
+                                         "installed with the package")
     devices: str = _setting("default", "devices, comma-separated, each served by its own worker process: "
                                        "'default' (what the build sees) or GPU indices such as 0,1")
     workers: int = _setting(1, "worker processes per device, each owning one native context")
@@ -260,4 +262,7 @@ def validate(config: ServerConfig) -> ServerConfig:
     if "*" in config.origin_list:
         raise ValueError("cors_origins: list the origins; '*' would let every site use a signed-in browser")
     models = config.models_dir.resolve() if config.models_dir else None
-    return dataclasses.replace(config, data_dir=config.data_dir.resolve(), models_dir=models)
+    ui_dir = config.ui_dir.resolve() if config.ui_dir else None
+    if ui_dir is not None and not (ui_dir / "index.html").is_file():
+        raise ValueError(f"ui_dir: {ui_dir} holds no index.html")
+    return dataclasses.replace(config, data_dir=config.data_dir.resolve(), models_dir=models, ui_dir=ui_dir)

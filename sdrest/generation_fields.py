@@ -116,6 +116,8 @@ class Field:
             out["required_for"] = list(self.required_for)
         if self.aliases:
             out["aliases"] = list(self.aliases)
+        if self.model_kinds:
+            out["model_kinds"] = list(self.model_kinds)
         return out
 
 

@@ -22,7 +22,7 @@ from sdrest.jobs.service import JobService
 from sdrest.jobs.worker import Runner
 from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
-from sdrest.server import openapi
+from sdrest.server import openapi, webui
 from sdrest.server.auth import Authenticate
 from sdrest.server.errors import exception_handlers
 from sdrest.server.hosts import HostGuard, HostPolicy
@@ -70,7 +70,7 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
     """
     api_routes = [*generate.routes(), *queue.routes(), *models.routes(), *system.routes(), *utility.routes(),
                   *auth_routes.routes(), *seed.routes(), *openai.routes()]
-    routes = [*api_routes, *openapi.routes(api_routes)]
+    routes = [*api_routes, *openapi.routes(api_routes), *webui.routes(config.ui_dir)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 
 import sdrest
+from sdrest.auth.service import PASSWORD_MODES
 from sdrest.jobs.store import QUEUED, RUNNING
 from sdrest.server.auth import maybe_principal
 from sdrest.server.spec import ADMIN, PUBLIC, ApiRoute
@@ -44,6 +45,8 @@ async def status(request: Request) -> JSONResponse:
         "running_jobs": [job_id for job_id in state.queue.running_ids() if _visible(request, job_id)],
         "workers": [_worker(request, w.to_dict()) for w in state.queue.workers()],
         "models_dir": state.config.models_dir.name if state.config.models_dir else None,
+        # what a client (the web UI) needs before it knows who it is: whether to show a log-in form
+        "auth": {"mode": state.auth.mode, "login": state.auth.mode in PASSWORD_MODES},
     })
 
 
