@@ -332,7 +332,8 @@ def test_every_route_needs_credentials(live: LiveServer) -> None:
         for method, path in _paths():
             answer = anonymous.request(method, path, json={} if method == "POST" else None)
             assert answer.status_code == 401, (method, path, answer.text)
-            assert answer.json()["detail"] and answer.headers["www-authenticate"].startswith("Basic")
+            assert answer.json()["detail"].startswith("Not authenticated: send HTTP Basic")
+            assert answer.headers["www-authenticate"].startswith("Basic")
     # one wrong password only: failed passwords are counted (per user and per address) towards a back-off
     with basic(live, "alice", "wrong-password") as wrong:
         answer = wrong.get("/sdapi/v1/sd-models")

@@ -239,7 +239,8 @@ def test_checkpoint_names_as_a1111_clients_send_them(tmp_path: Path) -> None:
     registry.scan()
     (entry,) = catalog.checkpoints(registry)
     assert catalog.checkpoint_item(entry)["title"] == "Dream.safetensors"
-    for ref in ("Dream.safetensors", "dream", "checkpoints/Dream.safetensors", "checkpoints/Dream"):
+    for ref in ("Dream.safetensors", "dream", "checkpoints/Dream.safetensors", "checkpoints/Dream",
+                "/home/me/webui/models/Stable-diffusion/Dream.safetensors", "C:\\webui\\models\\Dream.safetensors"):
         assert catalog.find_checkpoint(ref, registry) == [entry], ref
     entry.hashes = Hashes(sha256="ab" * 32, autov2="ab" * 5, legacy="12345678")
     assert catalog.title(entry) == "Dream.safetensors [ababababab]"

@@ -68,17 +68,20 @@ def _spellings(entry: ModelEntry) -> set[str]:
 
 def find_named(ref: str, entries: list[ModelEntry]) -> list[ModelEntry]:
     """The entries ``ref`` names, in any case, as a title (``name [hash]``: by the name, and when the hash is known
-    it must agree), a name with or without extension, a file name, a path in the models dir, an id, or a hash."""
-    wanted = ref.strip().lower()
+    it must agree), a name with or without extension, a file name, a path in the models dir, an id, a hash, or a
+    path elsewhere (A1111's ``filename``: an absolute path on its machine) by its file name."""
+    wanted = ref.strip().replace("\\", "/").lower()
     hits = [e for e in entries if wanted in _spellings(e)]
     if hits:
         return hits
     match = _TITLE.match(wanted)
-    if match is None:
-        return []
-    base, digest = match.group(1), match.group(2)
-    return [e for e in entries if base in _spellings(e)
-            and (e.hashes is None or e.hashes.sha256.startswith(digest) or e.hashes.legacy == digest)]
+    if match is not None:
+        base, digest = match.group(1), match.group(2)
+        return [e for e in entries if base in _spellings(e)
+                and (e.hashes is None or e.hashes.sha256.startswith(digest) or e.hashes.legacy == digest)]
+    if "/" in wanted:  # a path on the client's machine (A1111's filename): its file name
+        return find_named(PurePosixPath(wanted).name, entries)
+    return []
 
 
 def find_checkpoint(ref: str, registry: Registry) -> list[ModelEntry]:

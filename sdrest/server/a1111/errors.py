@@ -18,6 +18,9 @@ __all__ = ["ERROR_SCHEMA", "a1111_error", "as_a1111", "field_error", "location"]
 
 #: the challenge of a 401: A1111's (clients that wait for one before sending credentials need Basic)
 BASIC_CHALLENGE = 'Basic realm="sdrest"'
+#: the detail of a 401 for a request without credentials
+NOT_AUTHENTICATED = ("Not authenticated: send HTTP Basic credentials (user name and password, or apikey and an API "
+                     "key), or 'Authorization: Bearer <token or API key>'")
 
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -69,6 +72,8 @@ class _A1111Errors:
     schema = ERROR_SCHEMA
 
     def __call__(self, error: ApiError) -> JSONResponse:
+        if error.status == 401 and error.code == "unauthorized":  # no credentials at all: say how A1111's send them
+            error = ApiError(401, NOT_AUTHENTICATED, code=error.code, headers=error.headers)
         validation = error.status == 422 and error.field is not None
         detail: Any = ([{"loc": location(error.field), "msg": error.message, "type": "value_error"}]  # type: ignore[arg-type]
                        if validation else error.message)

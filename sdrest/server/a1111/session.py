@@ -39,12 +39,16 @@ class Dialect:
     flags: dict[str, Flags] = field(default_factory=dict)
 
     def flags_of(self, owner: str) -> Flags:
-        """The caller's flags (new ones the first time)."""
+        """The caller's flags, to change (kept from now on)."""
         return self.flags.setdefault(owner, Flags())
+
+    def read_flags(self, owner: str) -> Flags:
+        """The caller's flags, to read (a caller never interrupted keeps nothing here)."""
+        return self.flags.get(owner) or Flags()
 
     def started(self, owner: str) -> None:
         """The caller starts a generation: A1111 clears both flags."""
-        self.flags[owner] = Flags()
+        self.flags.pop(owner, None)
 
 
 def owner_key(principal: Principal) -> str:

@@ -152,7 +152,7 @@ def _apply_settings(native: dict[str, Any], settings: Mapping[str, Any], prefix:
     """The model, VAE, CLIP skip and previews the caller's options (and the request's overrides) choose."""
     registry = parser.registry
     checkpoint = settings.get("sd_model_checkpoint")
-    if checkpoint is not None:
+    if checkpoint not in (None, ""):
         if not isinstance(checkpoint, str) or not checkpoint.strip():
             raise field_error(prefix + "sd_model_checkpoint", "expected a model title or name")
         entry = _choose_model(parser, rescan, checkpoint, prefix + "sd_model_checkpoint",

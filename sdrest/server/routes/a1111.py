@@ -238,7 +238,7 @@ def _raw_base64(data_url: str) -> str:
 async def progress(request: Request) -> Response:
     state, principal = state_of(request), principal_of(request)
     skip_image = SKIP_IMAGE.read(request)
-    flags = dialect_of(state).flags_of(owner_key(principal))
+    flags = dialect_of(state).read_flags(owner_key(principal))
     running = callers_jobs(state, principal, [RUNNING])
     queued = callers_jobs(state, principal, [QUEUED])
     job = running[0] if running else None
