@@ -1,11 +1,14 @@
 """A1111's ``parameters`` text ("infotext"): how an image was made, in the form its tools read.
 
-    a lovely cat
+    a lovely cat <lora:film-grain:0.6>
     Negative prompt: blurry
-    Steps: 20, Sampler: euler_a, Schedule type: discrete, CFG scale: 7.0, Seed: 42, Size: 512x512, Model: v1-5
+    Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.0, Seed: 42, Size: 512x512, Model hash: 6ce0161689, Model: v1-5, VAE hash: 735e4c3a44, VAE: vae-ft-mse.safetensors, Lora hashes: "film-grain: 2d1b3a5c7e9f"
 
 :func:`infotext` writes it from friendly parameters (the keys of
-``GenerationResult.parameters``, which the server's job parameters share);
+``GenerationResult.parameters``, which the server's job parameters share) the way A1111 does, so its tools
+(PNG Info, civitai's upload) read it: A1111's sampler and schedule names (:mod:`sdrest.a1111_names`), the LoRAs
+as ``<lora:name:weight>`` tags in the prompt, and the files' hashes where the caller knows them (``model_hash``,
+``vae_hash``, each LoRA's ``hash``: see :func:`sdrest.jobs.infotext_files.add_file_hashes`).
 :func:`parse_infotext` reads it back. Used by the library, the CLI and the server.
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from sdrest.a1111_names import sampler_label, scheduler_label
 
 __all__ = ["infotext", "parse_infotext"]
 
@@ -31,6 +36,7 @@ _FIELDS = (
 _AFTER_SIZE = (
     ("Model hash", "model_hash"),
     ("Model", "model_name"),
+    ("VAE hash", "vae_hash"),
     ("VAE", "vae_name"),
     ("Denoising strength", "strength"),
     ("Clip skip", "clip_skip"),
@@ -50,9 +56,35 @@ def _quote(value: Any) -> str:
     return text
 
 
+def _weight(value: Any) -> str:
+    """A LoRA weight as A1111 writes it in a tag (``0.8``, ``1``)."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return "1"
+
+
+def _alias(name: str) -> str:
+    """A LoRA's name as A1111 writes it in ``Lora hashes`` (its separators removed)."""
+    return name.replace(":", "").replace(",", "")
+
+
+def _prompt_with_loras(prompt: str, loras: list[Mapping[str, Any]]) -> str:
+    """The prompt with a ``<lora:name:weight>`` tag for each LoRA it does not already name, as A1111 keeps them."""
+    tags = [f"<lora:{lo['name']}:{_weight(lo.get('multiplier', 1.0))}>" for lo in loras if lo.get("name")]
+    missing = [tag for tag in tags if tag not in prompt]
+    return " ".join([prompt, *missing]) if prompt else " ".join(missing)
+
+
 def infotext(params: Mapping[str, Any], seed: int | None = None) -> str:
     """The ``parameters`` text of one image made with ``params`` (``seed``: that image's seed)."""
-    lines = [str(params.get("prompt", "") or "")]
+    loras = [lo for lo in params.get("loras") or [] if isinstance(lo, Mapping)]
+    params = dict(params)
+    if params.get("sampler"):
+        params["sampler"] = sampler_label(str(params["sampler"]))
+    if params.get("scheduler"):
+        params["scheduler"] = scheduler_label(str(params["scheduler"]))
+    lines = [_prompt_with_loras(str(params.get("prompt", "") or ""), loras)]
     negative = params.get("negative_prompt")
     if negative:
         lines.append(f"Negative prompt: {negative}")
@@ -74,9 +106,9 @@ def infotext(params: Mapping[str, Any], seed: int | None = None) -> str:
     cache = params.get("cache")
     if isinstance(cache, Mapping) and cache.get("mode"):
         fields.append(("Cache", cache.get("mode")))
-    loras = params.get("loras") or []
-    if loras:
-        fields.append(("Lora hashes", ", ".join(f"{lo['name']}: {lo.get('multiplier', 1.0)}" for lo in loras)))
+    hashed = [f"{_alias(str(lo['name']))}: {lo['hash']}" for lo in loras if lo.get("name") and lo.get("hash")]
+    if hashed:
+        fields.append(("Lora hashes", ", ".join(hashed)))
     if params.get("version"):
         fields.append(("Version", params["version"]))
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields if v is not None and v != ""))

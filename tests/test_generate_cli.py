@@ -55,7 +55,7 @@ def test_generate_writes_a_png_with_its_parameters(first_run: tuple[Path, subpro
         assert image.size == (SIZE, SIZE)
         fields = parse_infotext(image.info["parameters"])
     assert fields["prompt"] == "a cat" and fields["Seed"] == "42" and fields["Steps"] == "1"
-    assert fields["Model"] == "sd1" and fields["Size"] == f"{SIZE}x{SIZE}" and fields["Sampler"] == "euler_a"
+    assert fields["Model"] == "sd1" and fields["Size"] == f"{SIZE}x{SIZE}" and fields["Sampler"] == "Euler a"
 
 
 def test_piped_progress_is_plain_lines(first_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

@@ -103,6 +103,7 @@ class JobQueue(Protocol):
     def cancel(self, job_id: str) -> str | None: ...
     def clear(self, owner: str | None = None) -> list[str]: ...
     def running_ids(self) -> list[str]: ...
+    def latest_preview(self, job_id: str) -> tuple[int, str] | None: ...
     def subscribe(self, job_id: str | None = None) -> Subscription: ...
     def unsubscribe(self, sub: Subscription) -> None: ...
     def workers(self) -> list[WorkerInfo]: ...
@@ -162,6 +163,7 @@ class LocalQueue:
         self._running: dict[str, str] = {}  # job id -> worker name
         self._started: dict[str, float] = {}  # job id -> monotonic start (for step timing)
         self._last_step: dict[str, float] = {}
+        self._previews: dict[str, tuple[int, str]] = {}  # running job id -> its latest (step, data URL) preview
         self._workers: dict[str, WorkerInfo] = {}
         self._controls: dict[str, stdqueue.Queue[Control]] = {}
         self._pending: dict[int, _Pending] = {}
@@ -235,6 +237,11 @@ class LocalQueue:
         """Ids of the jobs the workers run now."""
         with self._cond:
             return list(self._running)
+
+    def latest_preview(self, job_id: str) -> tuple[int, str] | None:
+        """The latest (step, data URL) preview of a running job; None before its first, or once it has ended."""
+        with self._cond:
+            return self._previews.get(job_id)
 
     def subscribe(self, job_id: str | None = None) -> Subscription:
         """A listener on the running event loop: events of ``job_id``, or of every job."""
@@ -340,7 +347,10 @@ class LocalQueue:
                            "eta_seconds": round(max(0, steps - step) * sps, 3)})
 
     def preview(self, job_id: str, step: int, image: str) -> None:
-        """Publish a step preview (a data URL)."""
+        """Publish a step preview (a data URL), and keep it as the job's latest while the job runs."""
+        with self._cond:
+            if job_id in self._running:
+                self._previews[job_id] = (step, image)
         self._bus.publish({"type": "preview", "job_id": job_id, "step": step, "image": image})
 
     def finish(self, job_id: str, status: str, *, outputs: Sequence[str] = (), result: dict[str, Any] | None = None,
@@ -463,6 +473,7 @@ class LocalQueue:
             worker = self._running.pop(job_id, None)
             self._started.pop(job_id, None)
             self._last_step.pop(job_id, None)
+            self._previews.pop(job_id, None)
             if worker in self._workers and self._workers[worker].current_job == job_id:
                 self._workers[worker].current_job = None
         return worker

@@ -20,6 +20,7 @@ from PIL import Image
 from sdrest.generation_fields import library_keywords
 from sdrest.jobs.models import ModelCache
 from sdrest.jobs.outputs import a1111_parameters, save_png
+from sdrest.jobs.infotext_files import add_file_hashes
 from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
 
@@ -104,6 +105,7 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
         result = sd.txt2img(prompt, **kwargs)
     if params.get("sampler") is None:
         params["sampler"] = sd.default_sampler
+    add_file_hashes(params, ctx.registry)
     outputs = []
     for index, (image, seed) in enumerate(zip(result.images, result.seeds)):
         name = f"{index:03d}.png" if kind != "video" else f"frame-{index:04d}.png"

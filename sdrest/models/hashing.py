@@ -2,7 +2,8 @@
 
 ``sha256`` of the whole file, A1111's short hash (``autov2``: first 10 hex of the
 sha256) and A1111's legacy model hash (``legacy``: sha256 of the 64 KiB at
-offset 1 MiB, first 8 hex). Files are read in 1 MiB chunks, so memory stays flat
+offset 1 MiB, first 8 hex). :func:`lora_hash` is the hash A1111 records for a LoRA
+(``Lora hashes`` in its infotext; civitai's AutoV3). Files are read in 1 MiB chunks, so memory stays flat
 for a 20 GB model; a ``progress(done, total)`` callback can show how far it got,
 and ``cancel`` (any object with ``is_set()``) stops it.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["FileChanged", "HashCancelled", "Hashes", "file_hashes", "legacy_hash"]
+__all__ = ["FileChanged", "HashCancelled", "Hashes", "file_hashes", "legacy_hash", "lora_hash"]
 
 _CHUNK = 1 << 20
 
@@ -50,6 +51,24 @@ def legacy_hash(path: str | os.PathLike[str]) -> str:
     with open(path, "rb") as f:
         f.seek(0x100000)
         return hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
+
+
+def lora_hash(path: str | os.PathLike[str]) -> str:
+    """A1111's short hash of a LoRA (its ``Lora hashes`` infotext field, civitai's AutoV3): the first 12 hex of
+    the sha256 of a safetensors file's tensor data (everything after its JSON header: the "addnet" hash, so
+    editing the metadata keeps it), or of the whole file for any other format. Streamed in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(9)
+        header_length = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
+        # a safetensors file: an 8-byte little-endian length, then that much JSON starting with '{'
+        f.seek(8 + header_length if head[8:9] == b"{" and 0 < header_length <= size - 8 else 0)
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()[:12]
 
 
 def file_hashes(

@@ -30,6 +30,13 @@ SECURITY = [{name: []} for name in SECURITY_SCHEMES]
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
 
+def _error_schema(route: ApiRoute) -> dict[str, Any]:
+    """The schema of a route's error bodies: its dialect's, when its ``error_format`` states one (a ``schema``
+    attribute), else the native ``Error``."""
+    schema = getattr(route.error_format, "schema", None)
+    return schema if schema is not None else {"$ref": "#/components/schemas/Error"}
+
+
 def build_document(api_routes: Sequence[ApiRoute]) -> dict[str, Any]:
     """One path item per route, with request, response and error schemas."""
     paths: dict[str, Any] = {}
@@ -45,9 +52,10 @@ def build_document(api_routes: Sequence[ApiRoute]) -> dict[str, Any]:
         for status, schema in route.responses.items():
             responses[str(status)] = {"description": HTTPStatus(status).phrase,
                                       "content": {"application/json": {"schema": schema}}}
+        error_schema = _error_schema(route)
         for status in route.error_statuses():
             responses[str(status)] = {"description": HTTPStatus(status).phrase,
-                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                                      "content": {"application/json": {"schema": error_schema}}}
         for method in sorted(m for m in (route.methods or ()) if m != "HEAD"):
             operation: dict[str, Any] = {
                 "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_')}",

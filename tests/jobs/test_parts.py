@@ -47,16 +47,16 @@ def test_events_cross_from_threads_to_the_loop() -> None:
 def test_png_parameters_round_trip(tmp_path: Path) -> None:
     params = {"prompt": "a cat, sitting", "negative_prompt": "blurry", "steps": 20, "sampler": "euler_a",
               "scheduler": "karras", "cfg_scale": 7.0, "width": 64, "height": 48, "model_hash": "abcdef0123",
-              "model_name": "sd1", "loras": [{"name": "style", "multiplier": 0.5}]}
+              "model_name": "sd1", "loras": [{"name": "style", "multiplier": 0.5, "hash": "0123456789ab"}]}
     text = a1111_parameters(params, 1234)
-    assert text.splitlines()[-1].startswith("Steps: 20, Sampler: euler_a, Schedule type: karras, CFG scale: 7.0")
+    assert text.splitlines()[-1].startswith("Steps: 20, Sampler: Euler a, Schedule type: Karras, CFG scale: 7.0")
     path = tmp_path / "000.png"
     save_png(Image.new("RGB", (64, 48)), path, text)
     assert not list(tmp_path.glob(".*partial"))
     with Image.open(path) as img:
         meta = parse_a1111_parameters(img.info["parameters"])
-    assert meta["prompt"] == "a cat, sitting" and meta["Seed"] == "1234" and meta["Size"] == "64x48"
-    assert meta["Model hash"] == "abcdef0123" and meta["Lora hashes"] == "style: 0.5"
+    assert meta["prompt"] == "a cat, sitting <lora:style:0.5>" and meta["Seed"] == "1234" and meta["Size"] == "64x48"
+    assert meta["Model hash"] == "abcdef0123" and meta["Lora hashes"] == "style: 0123456789ab"
     small = thumbnail(path, tmp_path / "thumbs", 16)
     with Image.open(small) as img:
         assert img.size == (16, 12)

@@ -67,7 +67,7 @@ def test_poll_download_thumbnail_and_png_metadata(fake_server: LiveServer) -> No
     meta = parse_a1111_parameters(image.info["parameters"])
     assert meta["prompt"] == "a lovely cat" and meta["negative_prompt"] == "blurry"
     assert meta["Steps"] == "4" and meta["Seed"] == "43" and meta["Size"] == "64x64"
-    assert meta["Sampler"] == "euler" and meta["CFG scale"] == "5.0" and meta["Model"] == "fake"
+    assert meta["Sampler"] == "Euler" and meta["CFG scale"] == "5.0" and meta["Model"] == "fake"
     assert meta["Model hash"] == "0123456789"
     v1 = client.get(f"/api/v1/jobs/{job['id']}/output/000.png")
     assert v1.status_code == 200 and v1.content[:8] == b"\x89PNG\r\n\x1a\n"

@@ -43,7 +43,7 @@ def test_txt2img_follow_events_and_metadata(real_server: LiveServer) -> None:
     assert real_server.state.registry.hashes("checkpoints/sd1").autov2 == expected_hash  # the registry's hash
     assert meta["Model"] == "sd1" and meta["Model hash"] == expected_hash
     assert job["parameters"]["model"] == "checkpoints/sd1"
-    assert meta["Seed"] == "7" and meta["Steps"] == "2" and meta["Sampler"] == "euler" and meta["Size"] == "64x64"
+    assert meta["Seed"] == "7" and meta["Steps"] == "2" and meta["Sampler"] == "Euler" and meta["Size"] == "64x64"
 
 
 def test_lora_from_the_prompt(real_server: LiveServer) -> None:
