@@ -18,9 +18,9 @@ from typing import Any
 from PIL import Image
 
 from sdrest.generation_fields import library_keywords
+from sdrest.jobs.infotext_files import add_file_hashes
 from sdrest.jobs.models import ModelCache
 from sdrest.jobs.outputs import a1111_parameters, save_png
-from sdrest.jobs.infotext_files import add_file_hashes
 from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
 
