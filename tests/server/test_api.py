@@ -12,6 +12,8 @@ from PIL import Image
 from server_live import LiveServer, wait_job
 from starlette.routing import Route
 
+from sdrest.server.spec import ApiRoute
+
 
 def png_b64(size: tuple[int, int] = (40, 30)) -> str:
     buffer = io.BytesIO()
@@ -28,8 +30,11 @@ def test_openapi_document_validates_and_matches_the_routes(fake_server: LiveServ
     validate_openapi(document)
     documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
     served = {(re.sub(r"{([^}:]+):[^}]+}", r"{\1}", r.path), m) for r in fake_server.app.routes
-              if isinstance(r, Route) for m in (r.methods or ()) if m != "HEAD"}
+              if isinstance(r, ApiRoute) for m in (r.methods or ()) if m != "HEAD"}
     assert documented == served
+    # the only routes the document leaves out: the web UI's pages and files
+    others = {r.path for r in fake_server.app.routes if isinstance(r, Route) and not isinstance(r, ApiRoute)}
+    assert others == {"/", "/ui", "/ui/{path:path}"}
     for path, item in document["paths"].items():
         for method, operation in item.items():
             assert operation["responses"], (method, path)
