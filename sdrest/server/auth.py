@@ -11,14 +11,14 @@ cookie. The principal goes into the request's scope; each route then checks its 
 from __future__ import annotations
 
 import hmac
-import json
 from http.cookies import SimpleCookie
+
 import anyio
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sdrest.auth.service import LOCAL, OPTIONAL, AuthFailure, Authenticator, Principal
-from sdrest.server.errors import ApiError
+from sdrest.auth.service import LOCAL, OPTIONAL, Authenticator, AuthFailure, Principal
+from sdrest.server.errors import ApiError, send_error
 from sdrest.server.spec import ADMIN, PUBLIC
 
 SESSION_COOKIE = "sdrest_session"
@@ -90,8 +90,8 @@ class Authenticate:
                 principal = auth.guest(guest)  # type: ignore[arg-type]
         if (principal is not None and principal.via == "cookie" and scope["method"] not in SAFE_METHODS
                 and not hmac.compare_digest(headers.get(b"x-csrf-token", ""), principal.csrf or "")):
-            await _refuse(send, 403, "csrf", "a request made with the session cookie must carry the X-CSRF-Token "
-                                             "header (the value of the sdrest_csrf cookie)")
+            await send_error(send, 403, "csrf", "a request made with the session cookie must carry the "
+                                                "X-CSRF-Token header (the value of the sdrest_csrf cookie)")
             return
         scope[_PRINCIPAL] = principal
         if new_guest is None:
@@ -131,13 +131,6 @@ def _credentials(auth: Authenticator, headers: dict[bytes, str], cookies: dict[s
             raise AuthFailure("the session has ended: log in again", code="session_ended")
         return found
     return None
-
-
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    data = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-    await send({"type": "http.response.body", "body": data})
 
 
 def authorize(scope: Scope, access: str) -> None:

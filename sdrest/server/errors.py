@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Send
 
 log = logging.getLogger("sdrest.server")
 
@@ -58,6 +60,16 @@ def _answer(request: Request, error: ApiError) -> Response:
     if formatter is not None:
         return formatter(error)
     return error_response(error.status, error.code, error.message, error.field, error.headers)
+
+
+async def send_error(send: Send, status: int, code: str, message: str,
+                     headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """The JSON error body, sent straight through ASGI (for middleware, which answers before any route)."""
+    data = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": data})
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:

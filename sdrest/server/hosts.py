@@ -16,13 +16,13 @@ that are not browsers send neither header and pass.
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdrest.config import ServerConfig
+from sdrest.server.errors import send_error
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
@@ -89,12 +89,12 @@ class HostGuard:
                        if name in (b"host", b"origin", b"sec-fetch-site")}
             host = headers.get(b"host")
             if host is not None and not self.policy.allows(host):
-                await self._refuse(send, 421, "misdirected",
+                await send_error(send, 421, "misdirected",
                                    f"this server does not answer to the host {host[:100]!r}; add it to "
                                    "allowed_hosts (SDREST_ALLOWED_HOSTS) to reach it by that name")
                 return
             if scope["method"] not in SAFE_METHODS and self._cross_site(headers):
-                await self._refuse(send, 403, "cross_site",
+                await send_error(send, 403, "cross_site",
                                    "a cross-site request may not change anything here; send it from a page of "
                                    "this server, or from a client that is not a browser")
                 return
@@ -109,10 +109,3 @@ class HostGuard:
             netloc = urlsplit(origin.strip()).netloc if origin.strip() != "null" else ""
             return not netloc or not self.policy.allows(netloc)
         return headers.get(b"sec-fetch-site", "").strip().lower() == "cross-site"
-
-    async def _refuse(self, send: Send, status: int, code: str, message: str) -> None:
-        data = json.dumps({"error": {"code": code, "message": message}}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(data)).encode())]})
-        await send({"type": "http.response.body", "body": data})

@@ -3,15 +3,14 @@ bodies (413 before the body is read into memory)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sdrest.server.errors import send_error
 
 ACCESS_LOG = logging.getLogger("sdrest.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -133,13 +132,8 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body: dict[str, Any] = {"error": {"code": "too_large",
-                                          "message": f"the request body is larger than {self.max_bytes} bytes"}}
-        data = json.dumps(body).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": data})
+        await send_error(send, 413, "too_large", f"the request body is larger than {self.max_bytes} bytes",
+                         headers=((b"connection", b"close"),))
 
 
 class _TooLarge(Exception):

@@ -8,7 +8,6 @@ caller.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import anyio
@@ -25,7 +24,7 @@ from sdrest.server.routes import models
 from sdrest.server.routes.queue import job_of
 from sdrest.server.spec import ApiRoute, Schema
 from sdrest.server.state import ServerState, state_of
-from sdrest.server.submit import output_urls, submit, wait_or_cancel
+from sdrest.server.submit import job_with_images, output_urls, submit, wait_or_cancel
 
 #: our job states -> the seed's
 STATUS = {QUEUED: "queued", RUNNING: "processing", SUCCEEDED: "completed", FAILED: "failed", CANCELLED: "cancelled"}
@@ -78,20 +77,12 @@ async def _images(state: ServerState, job: Job) -> list[dict[str, Any]]:
     """The job's images as the seed gives them: base64 data, seed, and the parameters that made each."""
     if job.status != SUCCEEDED:
         return []
-    seeds = job.result.get("seeds", [])
     shown = job.to_dict()["parameters"]
     echoed = {key: shown[key] for key in _ECHOED if shown.get(key) is not None}
     echoed["batch_size"] = shown.get("batch_count", 1)
-
-    def read() -> list[dict[str, Any]]:
-        out = []
-        for index, name in enumerate(job.outputs):
-            seed = seeds[index] if index < len(seeds) else None
-            data = base64.b64encode((state.outputs_dir / job.id / name).read_bytes()).decode()
-            out.append({"data": data, "seed": seed, "filename": name, "parameters": {**echoed, "seed": seed}})
-        return out
-
-    return await anyio.to_thread.run_sync(read)
+    images = (await job_with_images(state, job))["images"]
+    return [{"data": image["data"], "seed": image["seed"], "filename": image["filename"],
+             "parameters": {**echoed, "seed": image["seed"]}} for image in images]
 
 
 async def generate(request: Request) -> JSONResponse:
