@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "sdrest.models.cli",
     "sdrest.server.cli",
     "sdrest.auth.cli",
+    "sdrest.broker.cli",
 )
 
 

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +42,22 @@ class ServerConfig:
                                          "installed with the package")
     devices: str = _setting("default", "devices, comma-separated, each served by its own worker process: "
                                        "'default' (what the build sees) or GPU indices such as 0,1")
-    workers: int = _setting(1, "worker processes per device, each owning one native context")
+    workers: int = _setting(1, "worker processes per device, each owning one native context (0, with a broker: "
+                               "none on this node, only workers that join through the broker)")
     n_threads: int | None = _setting(None, "CPU threads per native context (default: physical cores)")
     queue_limit: int = _setting(100, "most jobs waiting in the queue; past it requests get 429")
+    queue_order: str = _setting("fair", "the order waiting jobs are served in: fair (round-robin over their owners, "
+                                        "so one user's batch does not hold back everyone else) or fifo (by arrival)",
+                                ("fair", "fifo"))
+    broker: str | None = _setting(None, "a Redis URL (redis://host:6379/0): dispatch jobs through it to workers on "
+                                        "other hosts too (sdrest worker; docs/scaling.md)")
+    broker_namespace: str = _setting("sdrest", "the prefix of every Redis key (several servers may share one Redis)")
+    lease_seconds: float = _setting(30.0, "a remote worker that stops renewing its job's lease this long has the job "
+                                          "taken back and run again elsewhere (up to max_attempts)")
     on_interrupted: str = _setting("requeue", "what happens to a job that was running when the server stopped",
                                    ("requeue", "fail"))
-    max_attempts: int = _setting(2, "most times a job runs when a server stop interrupts it (a job that "
-                                    "crashes its worker is never run again)")
+    max_attempts: int = _setting(2, "most times a job runs when a server stop or a lost remote worker interrupts "
+                                    "it (a job that crashes its worker is never run again)")
     cancel_grace_seconds: float = _setting(10.0, "a cancelled job whose worker has not stopped this long after "
                                                  "has its worker killed and restarted (and at a server stop, "
                                                  "a worker still busy this long after is killed)")
@@ -195,10 +204,12 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per setting (defaults left None so unset flags do not override)."""
+def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """Add one ``--flag`` per setting (``only`` those named; defaults left None so unset flags do not override)."""
     parser.add_argument("--config", type=Path, default=None, help="YAML config file (env: SDREST_CONFIG)")
     for f in _fields():
+        if only is not None and f.name not in only:
+            continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f"{f.metadata['help']} (env: {ENV_PREFIX}{f.name.upper()}, default: {f.default})"
         if _base_type(f) == "bool":
@@ -242,8 +253,12 @@ def validate(config: ServerConfig) -> ServerConfig:
     """Check ranges; returns ``config`` with paths made absolute."""
     if not 0 <= config.port <= 65535:
         raise ValueError(f"port: must be 0..65535, got {config.port}")
-    if config.workers < 1:
-        raise ValueError("workers: must be at least 1")
+    if config.workers < (0 if config.broker else 1):
+        raise ValueError("workers: must be at least 1 (0 only with a broker)")
+    if config.broker is not None and not config.broker.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("broker: expected a Redis URL such as redis://127.0.0.1:6379/0")
+    if config.lease_seconds < 1:
+        raise ValueError("lease_seconds: must be at least 1")
     if not config.device_list:
         raise ValueError("devices: expected 'default' or GPU indices such as 0,1")
     if config.max_attempts < 1:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sdrest.jobs import placement
 from sdrest.jobs.events import Event, EventBus, Subscription
 from sdrest.jobs.metrics import Metrics
 from sdrest.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobStore
@@ -116,6 +117,7 @@ class JobQueue(Protocol):
 
 
 FinishHook = Callable[[Job, str, dict[str, Any]], None]
+ControlRoute = Callable[[str, Control], bool]
 """``hook(job, status, result)``, called as a job ends, before its outcome is visible to anyone."""
 
 
@@ -128,6 +130,15 @@ class WorkerQueue(Protocol):
     def finish(self, job_id: str, status: str, *, outputs: Sequence[str] = (), result: dict[str, Any] | None = None,
                error: str | None = None, seconds: float = 0.0) -> None: ...
     def requeue(self, job_id: str, reason: str) -> None: ...
+    def hand_back(self, job_id: str, reason: str) -> None:
+        """A job claimed for a worker it never reached (the broker went away, not the job's fault): back in the
+        queue at its place, the attempt not counted."""
+        self._release(job_id)
+        if self._store.unclaim(job_id):
+            self._bus.publish({"type": "state", "job_id": job_id, "status": QUEUED, "reason": reason})
+            with self._cond:
+                self._cond.notify()
+
     def report(self, worker: str, info: dict[str, Any]) -> None: ...
     def controls(self, worker: str, timeout: float) -> Control | None: ...
     def reply(self, worker: str, control_id: int, result: dict[str, Any]) -> None: ...
@@ -166,6 +177,8 @@ class LocalQueue:
         self._previews: dict[str, tuple[int, str]] = {}  # running job id -> its latest (step, data URL) preview
         self._workers: dict[str, WorkerInfo] = {}
         self._controls: dict[str, stdqueue.Queue[Control]] = {}
+        self._waiting: set[str] = set()  # workers waiting in a take (free), for placement
+        self._routes: list[ControlRoute] = []  # deliver control messages to workers elsewhere (a broker)
         self._pending: dict[int, _Pending] = {}
         self._control_ids = itertools.count(1)
         self._capable = threading.Event()
@@ -315,20 +328,56 @@ class LocalQueue:
 
     def take(self, worker: str, timeout: float) -> Job | None:
         """The next job, claimed as running by ``worker``; None after ``timeout`` seconds or when closed."""
+        taken = self.dispatch([worker], timeout)
+        return taken[0] if taken else None
+
+    def dispatch(self, workers: Sequence[str], timeout: float) -> tuple[Job, str] | None:
+        """The next job and the one of the free ``workers`` placed to run it (:mod:`sdrest.jobs.placement`),
+        claimed as running by it; None after ``timeout`` seconds or when closed.
+
+        A job whose model another free worker (one waiting in a take) already holds is left to that one.
+        """
+        deadline = time.monotonic() + timeout
         with self._cond:
-            job = None if self._closed else self._store.claim_next(worker)
-            if job is None:
-                self._cond.wait(timeout)
-                job = None if self._closed else self._store.claim_next(worker)
-            if job is not None:
+            self._waiting.update(workers)
+            try:
+                while True:
+                    taken = None if self._closed else self._claim_for(workers)
+                    remaining = deadline - time.monotonic()
+                    if taken is not None or self._closed or remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            finally:
+                self._waiting.difference_update(workers)
+            if taken is not None:
+                job, worker = taken
                 self._running[job.id] = worker
                 self._started[job.id] = self._last_step[job.id] = time.monotonic()
                 if worker in self._workers:
                     self._workers[worker].current_job = job.id
-        if job is not None:
+        if taken is not None:
             self._bus.publish({"type": "state", "job_id": job.id, "status": RUNNING, "kind": job.kind,
                                "worker": worker})
-        return job
+        return taken
+
+    def _claim_for(self, workers: Sequence[str]) -> tuple[Job, str] | None:
+        """Claim the next job for the best of ``workers`` (call with ``_cond`` held); None when none waits or
+        a free worker that is not one of them holds its model (it is woken to take it)."""
+        job = self._store.next_queued()
+        if job is None:
+            return None
+        others = sorted(self._waiting.difference(workers))
+        loaded = {name: info.loaded for name, info in self._workers.items()}
+        chosen = placement.choose(job, [*workers, *others], loaded)
+        if chosen not in workers:
+            self._cond.notify_all()
+            return None
+        claimed = self._store.claim(job.id, chosen)  # type: ignore[arg-type]
+        if claimed is None:
+            return None
+        if self._store.queued_count():
+            self._cond.notify()  # another free worker may take the next one
+        return claimed, str(chosen)
 
     def progress(self, job_id: str, step: int, steps: int, phase: str, seconds_per_step: float) -> None:
         """Record and publish a running job's step."""
@@ -389,6 +438,15 @@ class LocalQueue:
         if self._store.finish(job_id, FAILED, error=f"interrupted: {reason}") is not None:
             self._metrics.inc("jobs_total", kind=job.kind, status=FAILED)
             self._bus.publish({"type": "state", "job_id": job_id, "status": FAILED, "error": f"interrupted: {reason}"})
+
+    def hand_back(self, job_id: str, reason: str) -> None:
+        """A job claimed for a worker it never reached (the broker went away, not the job's fault): back in the
+        queue at its place, the attempt not counted."""
+        self._release(job_id)
+        if self._store.unclaim(job_id):
+            self._bus.publish({"type": "state", "job_id": job_id, "status": QUEUED, "reason": reason})
+            with self._cond:
+                self._cond.notify()
 
     def report(self, worker: str, info: dict[str, Any]) -> None:
         """A worker's news: ``alive``, ``pid``, ``device``, ``host``, ``capabilities``, ``loaded``, ``restarts``,
@@ -460,7 +518,14 @@ class LocalQueue:
         """Publish an event of the embedded engine itself (not of a job)."""
         self._bus.publish(event)
 
+    def add_control_route(self, route: ControlRoute) -> None:
+        """Deliver control messages through ``route(worker, control)`` when it returns True (a worker the
+        route reaches, on another host); the others go to the worker's local control queue."""
+        self._routes.append(route)
+
     def _send(self, worker: str, control: Control) -> None:
+        if any(route(worker, control) for route in self._routes):
+            return
         self._control_queue(worker).put(control)
 
     def _control_queue(self, worker: str) -> stdqueue.Queue[Control]:

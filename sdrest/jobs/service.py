@@ -37,7 +37,8 @@ class JobService:
                  n_threads: int | None = None, idle_unload_seconds: float = 0.0, memory_budget_mb: int = 0,
                  retention_days: float = 0.0, cancel_grace_seconds: float = 10.0, job_timeout_seconds: float = 0.0,
                  models_dir: Path | None = None, models_cache: Path | None = None, models_links: str = "follow",
-                 log_level: str = "info",
+                 log_level: str = "info", queue_order: str = "fair", broker: str | None = None,
+                 broker_namespace: str = "sdrest", lease_seconds: float = 30.0,
                  runner: Runner | None = None, model_loader: ModelLoader | None = None,
                  registry: Registry | None = None) -> None:
         self.data_dir = data_dir
@@ -46,7 +47,7 @@ class JobService:
         self.thumbs_dir = data_dir / "thumbnails"
         for folder in (self.outputs_dir, self.inputs_dir, self.thumbs_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self._store = JobStore(data_dir / "jobs.sqlite3")
+        self._store = JobStore(data_dir / "jobs.sqlite3", order=queue_order)
         self.queue = LocalQueue(self._store, EventBus(), Metrics(), limit=queue_limit,
                                 requeue_interrupted=requeue_interrupted, max_attempts=max_attempts,
                                 roots=[p for p in (models_dir, data_dir) if p is not None])
@@ -54,6 +55,13 @@ class JobService:
         self.recovered: list[str] = []
         slots = [device for device in devices for _ in range(workers_per_device)]
         self.hosts: list[WorkerProcess | WorkerThread] = []
+        self.dispatcher = None
+        if broker is not None:  # imported only when configured: the embedded default needs no Redis
+            from sdrest.broker.dispatcher import Dispatcher
+            from sdrest.broker.wire import Keys, connect
+
+            self.dispatcher = Dispatcher(self.queue, connect(broker), Keys(broker_namespace), data_dir=data_dir,
+                                         models_dir=models_dir, lease_seconds=lease_seconds)
         if runner is None and model_loader is None:
             for index, device in enumerate(slots):
                 spec = WorkerSpec(f"worker-{index}", device, str(data_dir), str(models_dir) if models_dir else None,
@@ -82,6 +90,8 @@ class JobService:
         if self.recovered:
             log.warning("%d job(s) interrupted by the last stop were re-queued or failed", len(self.recovered))
         self.apply_retention()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         for host in self.hosts:
             host.start()
 
@@ -89,14 +99,22 @@ class JobService:
         """The capabilities the first worker reports (sampler, scheduler and type names, versions).
 
         Raises RuntimeError with the worker's last lines when none is ready within ``timeout`` seconds,
-        or as soon as every worker process has failed to start three times.
+        or as soon as every worker process has failed to start three times. With a broker and no local
+        worker it waits for the first worker to join, however long that takes.
         """
         deadline = time.monotonic() + timeout
         processes = [h for h in self.hosts if isinstance(h, WorkerProcess)]
+        remote_only = self.dispatcher is not None and not self.hosts
+        said = time.monotonic()
         while True:
             found = self.queue.capabilities(timeout=0.25)
             if found:
                 return found
+            if remote_only:
+                if time.monotonic() - said > 30:
+                    said = time.monotonic()
+                    log.warning("waiting for a worker to join through the broker (sdrest worker --broker ...)")
+                continue
             hopeless = bool(processes) and all(h.restarts >= 3 for h in processes)
             if hopeless or time.monotonic() > deadline:
                 message = "no worker process became ready"
@@ -111,6 +129,8 @@ class JobService:
         When this returns no job is left ``running``.
         """
         self.queue.close()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         for host in self.hosts:  # all at once: each may take its grace period
             host.request_stop()
         for host in self.hosts:

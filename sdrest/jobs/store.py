@@ -26,6 +26,8 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+#: how waiting jobs are served: round-robin over their owners, or by arrival
+QUEUE_ORDERS = ("fair", "fifo")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished_at);
+CREATE INDEX IF NOT EXISTS jobs_owner_started ON jobs(owner, started_at);
 -- model hashes live in the models registry's cache now (sdrest.models.Registry.hashes)
 DROP TABLE IF EXISTS file_hashes;
 """
@@ -124,7 +127,10 @@ def new_job_id() -> str:
 class JobStore(Database):
     """Jobs in SQLite. All methods are thread-safe."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, order: str = "fair") -> None:
+        if order not in QUEUE_ORDERS:
+            raise ValueError(f"order: expected one of {', '.join(QUEUE_ORDERS)}")
+        self.order = order
         super().__init__(path, _SCHEMA)
 
     # -- reading ------------------------------------------------------------------
@@ -146,9 +152,7 @@ class JobStore(Database):
                 return None
             job = self._row_to_job(row)
             if job.status == QUEUED:
-                (ahead,) = self._db.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq)).fetchone()
-                job.position = ahead + 1
+                job.position = self._queue_order().index(job.id) + 1
             elif job.status == RUNNING:
                 job.position = 0
             return job
@@ -166,15 +170,18 @@ class JobStore(Database):
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
         with self._lock:
-            jobs = [self._row_to_job(r) for r in self._db.execute(sql, (*args, limit, offset))]
-        position = 0
-        for job in jobs if not newest_first else []:
-            if job.status == QUEUED:
-                position += 1
-                job.position = position + offset if statuses == [QUEUED] else None
-        return jobs
+            if list(statuses or ()) == [QUEUED] and not newest_first:  # the queue, in the order it is served
+                rows = {r["id"]: r for r in self._db.execute(sql, args)}
+                everyone = self._queue_order()
+                order = [job_id for job_id in everyone if job_id in rows][offset:offset + limit]
+                positions = {job_id: n for n, job_id in enumerate(everyone, 1)}
+                jobs = [self._row_to_job(rows[job_id]) for job_id in order]
+                for job in jobs:
+                    job.position = positions[job.id]
+                return jobs
+            sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?"
+            return [self._row_to_job(r) for r in self._db.execute(sql, (*args, limit, offset))]
 
     def counts(self) -> dict[str, int]:
         """Jobs per status (every status present, zero when none)."""
@@ -230,24 +237,67 @@ class JobStore(Database):
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                sql = "SELECT id FROM jobs WHERE status = ?"
-                args: list[Any] = [QUEUED]
-                if kinds is not None:
-                    kinds = list(kinds)
-                    sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-                    args.extend(kinds)
-                row = self._db.execute(sql + " ORDER BY seq LIMIT 1", args).fetchone()
-                if row is None:
+                order = self._queue_order(kinds)
+                job_id = order[0] if order else None
+                if job_id is None or not self._claim(job_id, worker):
                     self._db.execute("ROLLBACK")
                     return None
-                self._db.execute(
-                    "UPDATE jobs SET status = ?, started_at = ?, worker = ?, attempts = attempts + 1, "
-                    "progress = 0, step = 0 WHERE id = ?", (RUNNING, time.time(), worker, row["id"]))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return self.get(row["id"])
+        return self.get(job_id)
+
+    def claim(self, job_id: str, worker: str) -> Job | None:
+        """Move queued ``job_id`` to running for ``worker`` (a placement's choice); None if it no longer waits."""
+        with self._lock:
+            if not self._claim(job_id, worker):
+                return None
+        return self.get(job_id)
+
+    def _claim(self, job_id: str, worker: str) -> bool:
+        cursor = self._db.execute(
+            "UPDATE jobs SET status = ?, started_at = ?, worker = ?, attempts = attempts + 1, progress = 0, step = 0 "
+            "WHERE id = ? AND status = ?", (RUNNING, time.time(), worker, job_id, QUEUED))
+        return cursor.rowcount == 1
+
+    def next_queued(self, kinds: Iterable[str] | None = None) -> Job | None:
+        """The job :meth:`claim_next` would take now, left waiting."""
+        with self._lock:
+            order = self._queue_order(kinds)
+        return self.get(order[0]) if order else None
+
+    def _queue_order(self, kinds: Iterable[str] | None = None) -> list[str]:
+        """Ids of the waiting jobs (of ``kinds``) in the order they are served (call with the lock held).
+
+        ``fifo``: by arrival. ``fair``: round-robin over owners: the next job is the oldest waiting one of the
+        owner whose latest job started longest ago (never counts as longest), so one user's batch of 100 does
+        not hold back everyone else's; each owner's own jobs keep their order.
+        """
+        sql, args = "SELECT id, owner, kind FROM jobs WHERE status = ?", [QUEUED]
+        if kinds is not None:
+            kinds = list(kinds)
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args.extend(kinds)
+        rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        if self.order == "fifo" or len(rows) < 2:
+            return [r[0] for r in rows]
+        waiting: dict[str | None, list[str]] = {}
+        for job_id, owner, _ in rows:
+            waiting.setdefault(owner, []).append(job_id)
+        if len(waiting) == 1:
+            return [r[0] for r in rows]
+        last = {owner: started for owner, started in self._db.execute(
+            "SELECT owner, MAX(started_at) FROM jobs WHERE started_at IS NOT NULL GROUP BY owner")}
+        # owners in turn: who started longest ago first (never: first of all), ties by their oldest waiting job
+        turn = sorted(waiting, key=lambda owner: last.get(owner) or 0.0)  # stable: ties keep arrival order
+        order: list[str] = []
+        while turn:
+            for owner in list(turn):
+                order.append(waiting[owner].pop(0))
+                if not waiting[owner]:
+                    turn.remove(owner)
+        return order
 
     def set_progress(self, job_id: str, step: int, steps: int, phase: str | None) -> None:
         """Record the step reached by a running job."""
@@ -313,6 +363,14 @@ class JobStore(Database):
                     self._db.execute("UPDATE jobs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
                                      (FAILED, time.time(), reason, job_id))
         return [r[0] for r in rows]
+
+    def unclaim(self, job_id: str) -> bool:
+        """Undo a claim that never reached a worker: back in the queue, the attempt not counted."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE jobs SET status = ?, started_at = NULL, progress = 0, step = 0, "
+                                      "worker = NULL, attempts = MAX(0, attempts - 1) WHERE id = ? AND status = ?",
+                                      (QUEUED, job_id, RUNNING))
+            return cursor.rowcount == 1
 
     def requeue(self, job_id: str) -> bool:
         """Put a running job back at its place in the queue (a clean stop mid-job)."""

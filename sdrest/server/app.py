@@ -85,7 +85,8 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
                           retention_days=config.retention_days, cancel_grace_seconds=config.cancel_grace_seconds,
                           job_timeout_seconds=config.job_timeout_seconds, models_dir=registry.root,
                           models_cache=cache, models_links=config.models_links, log_level=config.log_level,
-                          runner=runner, model_loader=model_loader, registry=registry)
+                          queue_order=config.queue_order, broker=config.broker,
+                          broker_namespace=config.broker_namespace, lease_seconds=config.lease_seconds, runner=runner, model_loader=model_loader, registry=registry)
         auth = Authenticator(config)
         if auth.needs_admin():
             log.warning("auth jwt: no admin exists yet, so every call but the public ones is refused. Create one "

@@ -1,0 +1,111 @@
+"""What crosses Redis: key names, the records written there, and paths made portable between hosts.
+
+Keys (all under the namespace, ``sdrest`` by default):
+
+- ``{ns}:inbox:{worker}``: a stream per worker holding the job dispatched to it, read through the consumer
+  group ``sdrest``; the entry stays pending while the worker holds it, and its idle time is the lease
+  (the worker renews it with ``XCLAIM ... JUSTID``; the API node reclaims it with ``XAUTOCLAIM``).
+- ``{ns}:events``: one stream of what workers report (progress, previews, outcomes, model news, replies),
+  read by the API node through the consumer group ``api``, so an answer given while it restarts waits for it.
+- ``{ns}:control:{worker}``: a list of control messages (cancel, load, unload) for one worker.
+- ``{ns}:worker:{worker}``: the worker's heartbeat (what it is and holds), expiring unless renewed.
+- ``{ns}:caps:{worker}``: what the worker's build offers (sampler names, versions), kept while it lives.
+- ``{ns}:workers``: the set of worker names seen.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: The consumer group on every inbox, and the API node's group on the events stream.
+WORKER_GROUP, API_GROUP = "sdrest", "api"
+#: The events stream keeps about this many entries (older ones were read long ago).
+EVENTS_MAXLEN = 10_000
+#: A path under the models dir, as it crosses hosts: each end puts its own models dir in its place.
+MODELS = "{models}/"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+
+
+def check_name(name: str, what: str = "worker name") -> str:
+    """``name`` when it is usable in key names (letters, digits, ``_.:@-``), else ValueError."""
+    if not _NAME.match(name):
+        raise ValueError(f"{what} {name!r}: use letters, digits and _.:@- (at most 128)")
+    return name
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The key names of one namespace."""
+
+    namespace: str = "sdrest"
+
+    def __post_init__(self) -> None:
+        check_name(self.namespace, "broker namespace")
+
+    def inbox(self, worker: str) -> str:
+        """The stream of jobs dispatched to ``worker``."""
+        return f"{self.namespace}:inbox:{worker}"
+
+    def control(self, worker: str) -> str:
+        """The list of control messages for ``worker``."""
+        return f"{self.namespace}:control:{worker}"
+
+    def heartbeat(self, worker: str) -> str:
+        """``worker``'s expiring heartbeat."""
+        return f"{self.namespace}:worker:{worker}"
+
+    def capabilities(self, worker: str) -> str:
+        """What ``worker``'s build offers."""
+        return f"{self.namespace}:caps:{worker}"
+
+    @property
+    def events(self) -> str:
+        """The stream of what workers report."""
+        return f"{self.namespace}:events"
+
+    @property
+    def workers(self) -> str:
+        """The set of worker names seen."""
+        return f"{self.namespace}:workers"
+
+
+def connect(url: str) -> Any:
+    """A Redis client for ``url`` (``redis://host:port/db``, ``rediss://``, ``unix://``), answers as text."""
+    import redis
+
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30,
+                                health_check_interval=30)
+
+
+def relocate(value: Any, old: str, new: str) -> Any:
+    """``value`` (JSON: dicts, lists, strings) with every string that starts with ``old`` starting with ``new``."""
+    if isinstance(value, str):
+        return new + value[len(old):] if old and value.startswith(old) else value
+    if isinstance(value, Mapping):
+        return {k: relocate(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relocate(v, old, new) for v in value]
+    return value
+
+
+def folder_prefix(path: Any) -> str:
+    """A folder as the prefix of the paths under it (``/models/``); empty for None."""
+    return str(path).rstrip("/") + "/" if path else ""
+
+
+def dumps(record: Mapping[str, Any]) -> str:
+    """One record as stored in a stream entry or a key."""
+    return json.dumps(record, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> dict[str, Any]:
+    """A record read back; an empty dict when it is not one of ours."""
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}

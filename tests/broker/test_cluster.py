@@ -1,0 +1,179 @@
+"""Scale-out for real: one API node, three ``sdrest worker`` processes and a real Redis, with the synthetic models.
+
+The tests share one cluster and run in file order; the last ones stop Redis and the API node.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import io
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+from broker_live import Cluster
+from PIL import Image
+from server_live import until, wait_job
+
+
+def png_b64(size: tuple[int, int] = (16, 16)) -> str:
+    """A small PNG, base64."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def upscale(cluster: Cluster) -> str:
+    """Queue a quick job (a 16x16 image upscaled x4); its id."""
+    assert cluster.api is not None
+    response = cluster.api.client.post("/api/generate/upscale", json={"image": png_b64(), "esrgan_model": "esrgan_x4"})
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def slow(cluster: Cluster, steps: int = 40, seed: int = 1) -> str:
+    """Queue a job that runs for a while (a txt2img of ``steps`` steps at 64x64); its id."""
+    assert cluster.api is not None
+    response = cluster.api.client.post("/api/generate/text2img", json={
+        "prompt": "a lighthouse", "width": 64, "height": 64, "steps": steps, "seed": seed})
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+class Finishes:
+    """Counts each outcome the API node accepts, per job (a finish hook: called once per accepted answer)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.workers: dict[str, str | None] = {}
+        self.lock = threading.Lock()
+        assert cluster.api is not None
+        cluster.api.queue.add_finish_hook(self)
+
+    def __call__(self, job: Any, status: str, result: dict[str, Any]) -> None:
+        with self.lock:
+            self.counts[job.id] += 1
+
+
+def running_on(cluster: Cluster, job_id: str, min_step: int = 1) -> str:
+    """Wait until ``job_id`` runs on a remote worker and has reached ``min_step``; the worker's name."""
+    assert cluster.api is not None
+    queue = cluster.api.queue
+
+    def started() -> str | None:
+        job = queue.get(job_id)
+        worker = next((w.name for w in queue.workers() if w.current_job == job_id), None)
+        return worker if job is not None and job.step >= min_step else None
+    return str(until(started, 180, f"job {job_id} did not start", interval=0.05))
+
+
+def host_of(cluster: Cluster, worker: str) -> Any:
+    """The worker host running ``worker``."""
+    return next(h for h in cluster.hosts.values() if h.worker == worker)
+
+
+def test_thirty_jobs_all_finish_exactly_once(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    finishes = Finishes(cluster)
+    ids = [upscale(cluster) for _ in range(30)]
+    jobs = [wait_job(cluster.api.client, job_id, 300) for job_id in ids]
+    assert [job["status"] for job in jobs] == ["succeeded"] * 30, [job.get("error") for job in jobs]
+    assert all(finishes.counts[job_id] == 1 for job_id in ids), finishes.counts
+    for job in jobs:  # the files landed in the API node's outputs, readable through it
+        (output,) = job["outputs"]
+        image = Image.open(io.BytesIO(cluster.api.client.get(output["url"]).content))
+        assert image.size == (64, 64)
+    assert {cluster.api.queue.get(job_id).attempts for job_id in ids} == {1}
+
+
+def test_the_jobs_spread_over_the_workers_and_the_api_sees_them(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    remote = [w for w in cluster.api.queue.workers() if w.alive]
+    assert {w.name for w in remote} == {"w0.0", "w1.0", "w2.0"}
+    assert all(w.host not in ("process", "thread") for w in remote)
+    ran = cluster.api.client.get("/metrics").text
+    assert 'sdrest_jobs_total{kind="upscale",status="succeeded"}' in ran
+
+
+def test_cancel_reaches_the_remote_worker_within_a_step(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    job_id = slow(cluster, steps=200)
+    running_on(cluster, job_id, min_step=2)
+    job = cluster.api.queue.get(job_id)
+    seconds_per_step = (time.time() - job.started_at) / max(job.step, 1)
+    asked = time.monotonic()
+    response = cluster.api.client.post("/api/queue/cancel", json={"job_id": job_id})
+    assert response.status_code == 200, response.text
+    done = wait_job(cluster.api.client, job_id, 120)
+    took = time.monotonic() - asked
+    assert done["status"] == "cancelled", done
+    assert done["step"] < 200
+    # within a step, give or take the VAE decode sd.cpp does not interrupt and the hop through Redis
+    assert took < 3 * seconds_per_step + 10, (took, seconds_per_step)
+
+
+def test_a_killed_worker_has_its_job_run_again_elsewhere_once(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    finishes = Finishes(cluster)
+    job_id = slow(cluster, steps=12, seed=7)
+    worker = running_on(cluster, job_id)
+    host_of(cluster, worker).kill(signal.SIGKILL)
+    done = wait_job(cluster.api.client, job_id, 300)
+    assert done["status"] == "succeeded", done
+    assert finishes.counts[job_id] == 1
+    job = cluster.api.queue.get(job_id)
+    assert job.attempts == 2
+    until(lambda: worker not in {w.name for w in cluster.api.queue.workers() if w.alive}, 30, "still listed alive")
+    # a replacement joins for the tests that follow
+    cluster.add_worker("w3")
+    cluster.wait_workers(3)
+
+
+def test_a_worker_that_answers_after_its_lease_lapsed_is_ignored(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    finishes = Finishes(cluster)
+    job_id = slow(cluster, steps=10, seed=11)
+    worker = running_on(cluster, job_id)
+    frozen = host_of(cluster, worker)
+    frozen.kill(signal.SIGSTOP)  # the host stops answering: no heartbeat, no lease renewal
+    try:
+        done = wait_job(cluster.api.client, job_id, 300)
+        output = cluster.api.state.outputs_dir / job_id / done["outputs"][0]["filename"]
+        written = output.stat().st_mtime_ns, output.read_bytes()
+    finally:
+        frozen.kill(signal.SIGCONT)  # ... and then answers again, late
+    assert done["status"] == "succeeded", done
+    # the thawed worker finds its lease lost and stops; whatever it sends for the old attempt is dropped
+    until(lambda: worker in {w.name for w in cluster.api.queue.workers() if w.alive and not w.current_job}, 120,
+          "the thawed worker did not come back")
+    time.sleep(cluster.lease)  # give a late answer every chance to arrive
+    assert finishes.counts[job_id] == 1
+    assert cluster.api.queue.get(job_id).status == "succeeded"
+    assert (output.stat().st_mtime_ns, output.read_bytes()) == written
+    assert not list((cluster.folder / "data" / "staging").glob(f"{job_id}*"))
+
+
+def test_a_redis_restart_then_an_api_restart_lose_nothing(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    ids = [slow(cluster, steps=6, seed=20 + i) for i in range(2)] + [upscale(cluster) for _ in range(4)]
+    running_on(cluster, ids[0])
+    cluster.redis.stop()
+    cluster.redis.start()  # empty: the work in flight is gone from Redis
+    cluster.stop_api()
+    cluster.start_api()
+    cluster.wait_workers(3)
+    jobs = [wait_job(cluster.api.client, job_id, 300) for job_id in ids]
+    assert [job["status"] for job in jobs] == ["succeeded"] * len(ids), [job.get("error") for job in jobs]
+
+
+@pytest.fixture(autouse=True)
+def _no_job_left_running(cluster: Cluster) -> Any:
+    """Each test starts and ends with nothing in flight (so their timings do not mix)."""
+    yield
+    if cluster.api is not None:
+        until(lambda: not cluster.api.queue.running_ids() and not cluster.api.queue.counts()["queued"], 300,
+              "jobs were left in the queue")
+
