@@ -42,6 +42,8 @@ ALICE = {
 }
 BOB = {"bob's secret castle": (64, 64, 77)}
 STEPS = 2
+#: the gallery's page size (js/views/gallery.js)
+PAGE = 48
 #: whether every image a selector finds has loaded (a function: the page's policy allows no string evaluation)
 LOADED = "selector => [...document.querySelectorAll(selector)].every(i => i.complete && i.naturalWidth > 0)"
 
@@ -290,6 +292,28 @@ def test_a_user_sees_only_their_own_jobs(device: Device) -> None:
     search.get_by_label("Search prompts").press("Enter")
     expect(gallery_of(page).get_by_role("status")).to_have_text("No images match.")
     expect(thumbnails(page)).to_have_count(0)
+
+
+def test_the_next_page_loads_as_the_end_of_the_grid_comes_into_view(device: Device, live: LiveServer) -> None:
+    """More results than one page (48): the rest come as the grid's end scrolls into view."""
+    with client_as(live, login(live, "admin")["access_token"]) as client:
+        ids = []
+        for index in range(PAGE + 4):
+            response = client.post("/api/generate/text2img", json={
+                "prompt": f"tile number {index}", "width": 64, "height": 64, "steps": 1, "seed": index})
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["job_id"])
+        for job_id in ids:
+            wait_job(client, job_id)
+    page = device.gallery("admin")
+    search = page.get_by_role("search", name="Search the gallery")
+    search.get_by_label("Search prompts").fill("tile number")
+    search.get_by_label("Search prompts").press("Enter")
+    expect(thumbnails(page)).to_have_count(PAGE)
+    gallery_of(page).get_by_role("button", name="Load more").scroll_into_view_if_needed()
+    expect(thumbnails(page)).to_have_count(PAGE + 4)
+    expect(gallery_of(page).get_by_role("button", name="Load more")).to_be_hidden()
+    assert names(page)[0] == f"tile number {PAGE + 3}" and names(page)[-1] == "tile number 0"
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -66,7 +66,7 @@ export class GalleryView {
     this.text = h('input', { id: 'g-text', type: 'search', name: 'q', placeholder: 'Words of the prompt',
       autocomplete: 'off', maxLength: 500 });
     this.model = h('select', { id: 'g-model', name: 'model' });
-    this.size = h('input', { id: 'g-size', name: 'size', placeholder: 'any, e.g. 512x512', autocomplete: 'off',
+    this.size = h('input', { id: 'g-size', name: 'size', placeholder: 'e.g. 512x512', autocomplete: 'off',
       inputMode: 'text', 'aria-describedby': 'g-size-error' });
     this.since = h('input', { id: 'g-since', type: 'date', name: 'since' });
     this.until = h('input', { id: 'g-until', type: 'date', name: 'until' });
@@ -171,6 +171,10 @@ export class GalleryView {
         this.loading = false;
         this.root.removeAttribute('aria-busy');
         this.renderStatus();
+        // the observer speaks only when the end of the grid comes into view: when a page did not push it out
+        // of view, ask for the next one now
+        if (this.observer && this.cursor !== null && this.notice.hidden
+            && this.moreButton.getBoundingClientRect().top < innerHeight + 400) this.more();
       }
     }
   }
