@@ -115,7 +115,6 @@ class JobQueue(Protocol):
     def add_finish_hook(self, hook: FinishHook) -> None: ...
     def search(self, query: JobSearch, *, limit: int = 48, cursor: int = 0) -> SearchPage: ...
     def set_starred(self, job_id: str, starred: bool) -> bool: ...
-    def is_starred(self, job_id: str) -> bool: ...
     def delete_finished(self, job_id: str) -> bool: ...
 
 
@@ -322,10 +321,6 @@ class LocalQueue:
     def set_starred(self, job_id: str, starred: bool) -> bool:
         """Star or unstar a job; False when unknown."""
         return self._store.set_starred(job_id, starred)
-
-    def is_starred(self, job_id: str) -> bool:
-        """Whether the job is starred."""
-        return self._store.is_starred(job_id)
 
     def delete_finished(self, job_id: str) -> bool:
         """Forget a finished job (its files are the caller's to remove); False when unknown or not finished."""

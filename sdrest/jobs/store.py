@@ -452,12 +452,6 @@ class JobStore(Database):
             cursor = self._db.execute("UPDATE jobs SET starred = ? WHERE id = ?", (int(starred), job_id))
             return cursor.rowcount == 1
 
-    def is_starred(self, job_id: str) -> bool:
-        """Whether the job is starred (False when unknown)."""
-        with self._lock:
-            row = self._db.execute("SELECT starred FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return bool(row and row[0])
-
     def delete_finished(self, job_id: str) -> bool:
         """Delete a finished job's row; False when it is unknown or not finished (the check and delete are one
         statement)."""

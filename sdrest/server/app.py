@@ -68,8 +68,8 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
     ``runner`` or ``model_loader`` (stand-ins for the native work, in tests of the queue's mechanics)
     run the workers on threads of this process instead.
     """
-    api_routes = [*generate.routes(), *queue.routes(), *gallery.routes(), *models.routes(), *system.routes(), *utility.routes(),
-                  *auth_routes.routes(), *seed.routes(), *openai.routes(), *a1111.routes()]
+    api_routes = [*generate.routes(), *queue.routes(), *gallery.routes(), *models.routes(), *system.routes(),
+                  *utility.routes(), *auth_routes.routes(), *seed.routes(), *openai.routes(), *a1111.routes()]
     routes = [*api_routes, *openapi.routes(api_routes), *webui.routes(config.ui_dir)]
 
     @contextlib.asynccontextmanager

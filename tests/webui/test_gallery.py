@@ -165,7 +165,12 @@ def test_search_by_prompt_text_and_the_starred_filter(device: Device, live: Live
     search.get_by_role("button", name="Search").click()
     expect(thumbnails(page)).to_have_count(1)
     assert names(page) == ["a blue lake at dawn"]
+    search.get_by_label("Size").fill("huge")
+    search.get_by_role("button", name="Search").click()
+    expect(search.get_by_label("Size")).to_have_attribute("aria-invalid", "true")
+    expect(search.locator("#g-size-error")).to_have_text("width x height, e.g. 512x512")
     search.get_by_role("button", name="Reset").click()
+    expect(search.get_by_label("Size")).not_to_have_attribute("aria-invalid", "true")
     expect(thumbnails(page)).to_have_count(len(ALICE))
 
     # star one from the full view; the starred filter then finds it alone

@@ -107,8 +107,8 @@ async def search(request: Request) -> JSONResponse:
                       width=WIDTH.read(request) or None, height=HEIGHT.read(request) or None, since=since,
                       until=until, starred=STARRED.read(request), statuses=_statuses(STATUS.read(request)),
                       kinds=(kind,) if kind else GALLERY_KINDS)
-    page = await anyio.to_thread.run_sync(
-        lambda: state.queue.search(query, limit=LIMIT.read(request), cursor=CURSOR.read(request)))
+    limit, cursor = LIMIT.read(request), CURSOR.read(request)
+    page = await anyio.to_thread.run_sync(lambda: state.queue.search(query, limit=limit, cursor=cursor))
     jobs = []
     for job in page.jobs:
         body = job.to_dict()

@@ -42,6 +42,7 @@ export class GalleryView {
     this.root = root;
     this.viewer = viewer;
     this.compareDialog = compare;
+    this.query = new URLSearchParams(); // the current search
     this.items = []; // {job, output, index}, newest first
     this.cursor = null;
     this.total = 0;
@@ -140,13 +141,14 @@ export class GalleryView {
     this.items = [];
     this.cursor = null;
     this.grid.replaceChildren();
-    await this.load(this.params(), this.generation);
+    this.query = this.params(); // the next pages are of this search, whatever the form says meanwhile
+    await this.load(this.query, this.generation);
   }
 
   /** The next page, if there is one and none is loading. */
   async more() {
     if (this.loading || this.cursor === null || this.root.hidden) return;
-    const params = this.params();
+    const params = new URLSearchParams(this.query);
     params.set('cursor', String(this.cursor));
     await this.load(params, this.generation);
   }
