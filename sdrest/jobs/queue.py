@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sdrest.jobs import placement
 from sdrest.jobs.events import Event, EventBus, Subscription
 from sdrest.jobs.metrics import Metrics
-from sdrest.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobStore
+from sdrest.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobSearch, JobStore, SearchPage
 
 #: Control actions a worker understands.
 CANCEL, LOAD, UNLOAD, STOP = "cancel", "load", "unload", "stop"
@@ -114,6 +114,9 @@ class JobQueue(Protocol):
     def metric(self, name: str, **labels: str) -> float: ...
     def render_metrics(self, gauges: dict[str, float]) -> str: ...
     def add_finish_hook(self, hook: FinishHook) -> None: ...
+    def search(self, query: JobSearch, *, limit: int = 48, cursor: int = 0) -> SearchPage: ...
+    def set_starred(self, job_id: str, starred: bool) -> bool: ...
+    def delete_finished(self, job_id: str) -> bool: ...
 
 
 FinishHook = Callable[[Job, str, dict[str, Any]], None]
@@ -323,6 +326,21 @@ class LocalQueue:
     def add_finish_hook(self, hook: FinishHook) -> None:
         """Call ``hook(job, status, result)`` as each job ends, before the outcome is stored (it must not raise)."""
         self._finish_hooks.append(hook)
+
+    def search(self, query: JobSearch, *, limit: int = 48, cursor: int = 0) -> SearchPage:
+        """The jobs ``query`` matches, newest first, one page (the gallery)."""
+        return self._store.search(query, limit=limit, cursor=cursor)
+
+    def set_starred(self, job_id: str, starred: bool) -> bool:
+        """Star or unstar a job; False when unknown."""
+        return self._store.set_starred(job_id, starred)
+
+    def delete_finished(self, job_id: str) -> bool:
+        """Forget a finished job (its files are the caller's to remove); False when unknown or not finished."""
+        deleted = self._store.delete_finished(job_id)
+        if deleted:
+            self._bus.publish({"type": "deleted", "job_id": job_id})
+        return deleted
 
     # -- the worker side ------------------------------------------------------------------------
 

@@ -57,6 +57,26 @@ CREATE INDEX IF NOT EXISTS jobs_owner_started ON jobs(owner, started_at);
 DROP TABLE IF EXISTS file_hashes;
 """
 
+#: The gallery's schema: full-text search over prompts (FTS5, kept in step with ``jobs`` by triggers; its rowid is
+#: the job's ``seq``) and the star. ``starred`` is added to an older ``jobs`` table by :meth:`JobStore._migrate_gallery`.
+_GALLERY_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS jobs_fts USING fts5(prompt, negative_prompt,
+    tokenize = 'unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS jobs_fts_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO jobs_fts(rowid, prompt, negative_prompt)
+    VALUES (new.seq, json_extract(new.params, '$.prompt'), json_extract(new.params, '$.negative_prompt'));
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_fts_delete AFTER DELETE ON jobs BEGIN
+    DELETE FROM jobs_fts WHERE rowid = old.seq;
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_fts_update AFTER UPDATE OF params ON jobs BEGIN
+    DELETE FROM jobs_fts WHERE rowid = old.seq;
+    INSERT INTO jobs_fts(rowid, prompt, negative_prompt)
+    VALUES (new.seq, json_extract(new.params, '$.prompt'), json_extract(new.params, '$.negative_prompt'));
+END;
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, seq);
+"""
+
 
 @dataclass
 class Job:
@@ -124,6 +144,48 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+#: the most words of a search's text that count (the rest are ignored)
+MAX_SEARCH_TERMS = 32
+
+
+def fts_query(text: str) -> str | None:
+    """``text`` as a safe FTS5 query: every word quoted (FTS5's own syntax never reaches the engine) and matched
+    as a prefix, all of them required; None when it has no words."""
+    terms = text.split()[:MAX_SEARCH_TERMS]
+    if not terms:
+        return None
+    return " ".join('"' + term.replace('"', '""') + '"*' for term in terms)
+
+
+@dataclass(frozen=True)
+class JobSearch:
+    """A gallery search: each field given narrows it (None: not a filter). ``text`` is matched against the prompt
+    and the negative prompt; ``owner`` None means everyone's jobs; ``since``/``until`` bound the creation time
+    (epoch seconds, ``until`` exclusive)."""
+
+    text: str | None = None
+    owner: str | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    since: float | None = None
+    until: float | None = None
+    starred: bool = False
+    statuses: tuple[str, ...] = (SUCCEEDED,)
+    kinds: tuple[str, ...] | None = None
+
+
+@dataclass
+class SearchPage:
+    """One page of a search, newest first: the jobs, which of them are starred, how many match in all, and the
+    cursor of the next page (None on the last)."""
+
+    jobs: list[Job]
+    starred: set[str]
+    total: int
+    next_cursor: int | None
+
+
 class JobStore(Database):
     """Jobs in SQLite. All methods are thread-safe."""
 
@@ -132,6 +194,7 @@ class JobStore(Database):
             raise ValueError(f"order: expected one of {', '.join(QUEUE_ORDERS)}")
         self.order = order
         super().__init__(path, _SCHEMA)
+        self._migrate_gallery()
 
     # -- reading ------------------------------------------------------------------
 
@@ -386,3 +449,71 @@ class JobStore(Database):
                 "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,))]
             self._db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
         return ids
+
+    # -- the gallery: search, star, delete ----------------------------------------------------------
+
+    def _migrate_gallery(self) -> None:
+        """Add the star column and the full-text index to a store made before them (the index is filled from the
+        jobs already there)."""
+        with self._lock:
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "starred" not in columns:
+                self._db.execute("ALTER TABLE jobs ADD COLUMN starred INTEGER NOT NULL DEFAULT 0")
+            indexed = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs_fts'").fetchone()
+            self._db.executescript(_GALLERY_SCHEMA)
+            if not indexed:
+                self._db.execute(
+                    "INSERT INTO jobs_fts(rowid, prompt, negative_prompt) SELECT seq, "
+                    "json_extract(params, '$.prompt'), json_extract(params, '$.negative_prompt') FROM jobs")
+
+    def search(self, query: JobSearch, *, limit: int = 48, cursor: int = 0) -> SearchPage:
+        """The jobs ``query`` matches, newest first: ``limit`` of them from ``cursor`` (0: the newest; else the
+        ``next_cursor`` of the page before)."""
+        where, args = [], []  # type: list[str], list[Any]
+        if query.statuses:
+            where.append(f"status IN ({','.join('?' * len(query.statuses))})")
+            args.extend(query.statuses)
+        if query.kinds:
+            where.append(f"kind IN ({','.join('?' * len(query.kinds))})")
+            args.extend(query.kinds)
+        for column, value in (("owner", query.owner), ("json_extract(params, '$.model')", query.model),
+                              ("json_extract(params, '$.width')", query.width),
+                              ("json_extract(params, '$.height')", query.height)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since is not None:
+            where.append("created_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("created_at < ?")
+            args.append(query.until)
+        if query.starred:
+            where.append("starred = 1")
+        match = fts_query(query.text or "")
+        if match is not None:
+            where.append("seq IN (SELECT rowid FROM jobs_fts WHERE jobs_fts MATCH ?)")
+            args.append(match)
+        filters = " AND ".join(where) or "1"
+        with self._lock:
+            (total,) = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {filters}", args).fetchone()
+            rows = self._db.execute(f"SELECT * FROM jobs WHERE {filters} AND seq < ? ORDER BY seq DESC LIMIT ?",
+                                    (*args, cursor or 2**63 - 1, limit + 1)).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return SearchPage(jobs=[self._row_to_job(r) for r in rows], starred={r["id"] for r in rows if r["starred"]},
+                          total=int(total), next_cursor=rows[-1]["seq"] if more else None)
+
+    def set_starred(self, job_id: str, starred: bool) -> bool:
+        """Star or unstar a job; False when there is no such job."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE jobs SET starred = ? WHERE id = ?", (int(starred), job_id))
+            return cursor.rowcount == 1
+
+    def delete_finished(self, job_id: str) -> bool:
+        """Delete a finished job's row; False when it is unknown or not finished (the check and delete are one
+        statement)."""
+        with self._lock:
+            cursor = self._db.execute(f"DELETE FROM jobs WHERE id = ? AND status IN ({','.join('?' * len(FINISHED))})",
+                                      (job_id, *FINISHED))
+            return cursor.rowcount == 1

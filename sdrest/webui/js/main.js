@@ -2,10 +2,12 @@
 
 import { get, onUnauthorized, post } from './api.js';
 import { EventStream } from './events.js';
+import { setupReuse } from './reuse.js';
 import { setupShortcuts } from './shortcuts.js';
 import { changed, read, subscribe, updateJob, write } from './store.js';
 import { setupTheme } from './theme.js';
 import { AccountView, whoAmI } from './views/account.js';
+import { GalleryView } from './views/gallery.js';
 import { GenerateView } from './views/generate.js';
 import { ModelsView, loadModels } from './views/models.js';
 import { QueueView } from './views/queue.js';
@@ -13,7 +15,7 @@ import { ResultsView } from './views/results.js';
 import { loadStatus, renderStatus } from './views/statusbar.js';
 
 const $ = (selector) => document.querySelector(selector);
-const VIEWS = ['generate', 'models'];
+const VIEWS = ['generate', 'models', 'gallery'];
 let stream = null;
 let statusTimer = null;
 
@@ -21,6 +23,7 @@ const generate = new GenerateView($('#generate-form'), { onSheet: (open) => setS
 const queue = new QueueView($('#queue'), { onCancel: cancel });
 const results = new ResultsView($('#results'), $('#viewer'), { onReuse: (job, options) => generate.reuse(job, options) });
 const models = new ModelsView($('#view-models'), { onChanged: refreshStatus });
+const gallery = new GalleryView($('#view-gallery'), $('#gallery-viewer'), $('#compare'));
 const account = new AccountView($('#account'), $('#view-login'), { onLogin: start, onLogout: stop,
   onLeaving: () => stream?.stop() });
 
@@ -42,6 +45,7 @@ function showView() {
     else link.removeAttribute('aria-current');
   }
   $('#nav').hidden = !signedIn;
+  if (signedIn && name === 'gallery') gallery.show();
 }
 
 function refreshStatus() {
@@ -91,6 +95,9 @@ function onEvent(type, data) {
       break;
     case 'preview':
       if (known) updateJob(id, { preview: data.image });
+      break;
+    case 'deleted':
+      if (read('jobs').delete(id)) changed('jobs');
       break;
     case 'counts':
       refreshStatus();
@@ -152,6 +159,7 @@ window.addEventListener('hashchange', showView);
 $('#params-toggle').addEventListener('click', () => setSheet(!$('#params').classList.contains('open')));
 $('#sheet-backdrop').addEventListener('click', () => setSheet(false));
 setupTheme($('#theme'));
+setupReuse($('#generate-form'));
 setupShortcuts({
   enabled: () => Boolean(read('me')) && !$('#view-generate').hidden,
   generate: () => $('#generate-form').requestSubmit(),
