@@ -8,7 +8,7 @@ const LABELS = {
   batch_count: 'Batch count', clip_skip: 'CLIP skip', vae_model: 'VAE', taesd_model: 'TAESD',
   clip_l_model: 'CLIP-L', clip_g_model: 'CLIP-G', t5xxl_model: 'T5-XXL', llm_model: 'LLM text encoder',
   vae_tiling: 'VAE tiling', preview: 'Step previews', loras: 'LoRAs', init_image: 'Init image',
-  source_image: 'Image', mask_image: 'Mask', control_image: 'Control image', control_net_model: 'ControlNet',
+  source_image: 'Image', mask_image: 'Mask', control_image: 'Control image', control_net_model: 'ControlNet model',
   esrgan_model: 'Upscaler', image: 'Image',
 };
 /** The fields shown first, in this order; every other field of the kind goes under "More parameters". */
