@@ -94,6 +94,7 @@ export class GenerateView {
     this.mode = MODES.some((m) => m.kind === this.saved.mode) ? this.saved.mode : 'txt2img';
     this.images = {};
     this.sizes = {};
+    this.names = {};
     this.fields = [];
     this.modes = MODES.filter((m) => !m.needs);
     this.canny = { on: false, ...CANNY_DEFAULTS, ...(this.saved.canny || {}), edges: null };
@@ -166,12 +167,22 @@ export class GenerateView {
         h('h2', { id: 'params-title' }, 'Parameters'),
         h('button', { type: 'button', class: 'ghost sheet-close', onclick: () => this.onSheet(false) }, 'Done')),
       h('div', { class: 'grid-2' }, common.map(row)),
-      rest.length ? h('details', { class: 'more' }, h('summary', {}, `More parameters (${rest.length})`),
-        h('div', { class: 'grid-2' }, rest.map(row))) : null,
+      ...(rest.length ? [h('details', { class: 'more' }, h('summary', {}, `More parameters (${rest.length})`),
+        h('div', { class: 'grid-2' }, rest.map(row)))] : []),
     );
     setValues(this.form, values);
     if (mode.kind === 'video') this.videoModels(models);
+    this.chooseRequiredModels(mode);
     this.built = true;
+  }
+
+  /** A model the mode needs (the ControlNet, the upscaler) is chosen from the start: the first one listed. */
+  chooseRequiredModels(mode) {
+    for (const field of this.fields) {
+      const needed = (field.required_for || []).includes(mode.kind) || field.name === 'esrgan_model';
+      const select = field.type === 'model' && needed && this.form.querySelector(`#f-${CSS.escape(field.name)}`);
+      if (select && !select.value && select.options.length > 1) select.value = select.options[1].value;
+    }
   }
 
   /** In video mode the model choices are the video models (the default, the loaded model, may not be one). */
@@ -215,15 +226,13 @@ export class GenerateView {
   /** The mode's input: a slot to choose, paste or drop the image into; the mask editor or Canny edges beside. */
   inputPanel(mode, field) {
     const url = this.images[field.name];
-    const size = this.sizes[field.name];
     const slot = this.dropZone(field, mode);
     if (mode.kind === 'inpainting') {
       if (url) this.mask.setImage(url).catch((error) => this.say(`The image cannot be read: ${error.message}`, true));
       return h('div', { class: 'inputs' }, slot, url ? this.mask.root : null);
     }
     if (mode.kind === 'controlnet') return h('div', { class: 'inputs' }, slot, this.cannyControls(url));
-    return h('div', { class: 'inputs' }, slot,
-      mode.kind === 'upscale' && size ? h('p', { class: 'hint' }, `${size.width}×${size.height} now`) : null);
+    return h('div', { class: 'inputs' }, slot);
   }
 
   dropZone(field, mode) {
@@ -231,11 +240,12 @@ export class GenerateView {
     const size = this.sizes[field.name];
     const row = fieldRow({ ...field, doc: mode.optional ? `${field.doc} (optional)` : field.doc }, [], {});
     const preview = url && mode.kind !== 'inpainting'
-      ? h('figure', { class: 'drop-figure' }, h('img', { class: 'drop-preview', src: url, alt: IMAGE_NAMES[field.name] }),
-        size ? h('figcaption', {}, `${size.width}×${size.height}`) : null)
-      : null;
-    const zone = h('div', { class: `drop${url ? ' filled' : ''}`, 'data-field': field.name }, row,
-      preview || (url ? null : h('p', { class: 'drop-hint' }, 'Choose, paste or drop an image')));
+      ? h('img', { class: 'drop-preview', src: url, alt: IMAGE_NAMES[field.name] }) : null;
+    // the file input's own "No file chosen" is wrong once an image came by paste or drop: this line says what is there
+    row.querySelector('input[type=file]').after(h('p', { class: 'drop-hint' }, url
+      ? [h('span', { class: 'drop-name' }, this.names[field.name] || 'pasted image'), ` · ${size.width}×${size.height}`]
+      : 'or paste or drop one'));
+    const zone = h('div', { class: `drop${url ? ' filled' : ''}`, 'data-field': field.name }, row, preview);
     zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('over'); });
     zone.addEventListener('dragleave', () => zone.classList.remove('over'));
     zone.addEventListener('drop', (event) => {
@@ -297,6 +307,7 @@ export class GenerateView {
       const size = await imageSize(url);
       this.images[name] = url;
       this.sizes[name] = size;
+      this.names[name] = blob.name || '';
       if (name !== 'image') {
         const side = (v) => String(Math.max(64, v - (v % 8)));
         setValues(this.form, { width: side(size.width), height: side(size.height) });
