@@ -461,6 +461,9 @@ def test_screenshots_of_each_mode(browser: Any, live: LiveServer, artifacts: Pat
         if viewport is PHONE:
             page.get_by_role("button", name="Parameters").click()
             expect(page.get_by_label("Video frames")).to_be_in_viewport()
+            page.get_by_label("LoRAs", exact=True).select_option("lora/sd1_lora")
+            expect(page.get_by_label("Weight of sd1_lora")).to_have_value("1")
+            page.get_by_label("Weight of sd1_lora").scroll_into_view_if_needed()
             page.wait_for_timeout(300)  # the sheet's slide-in
             shots.append(f"video-parameters-{name}")
             page.screenshot(path=str(artifacts / f"{shots[-1]}.png"))
