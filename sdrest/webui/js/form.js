@@ -189,7 +189,9 @@ export function readValues(root, fields, images = {}) {
     else if (el.value === '') continue;
     else if (['integer', 'number', 'seed'].includes(field.type)) body[field.name] = Number(el.value);
     else if (field.type === 'loras') {
-      const loras = parseLoras(el.value);
+      // a job's own list (reused) carries more than the request takes: the id (or name) and the weight
+      const loras = parseLoras(el.value).map((i) => (typeof i === 'string' ? i
+        : { name: i.id || i.name, multiplier: Number(i.multiplier ?? i.strength ?? 1) }));
       if (loras.length) body[field.name] = loras;
     }
     else body[field.name] = el.value;
