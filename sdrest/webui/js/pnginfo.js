@@ -153,7 +153,7 @@ export function formValues(info, { samplers = [], schedulers = [], models = [] }
     const multiplier = Number(weight ?? 1);
     loras.push({ name: entry.id, multiplier: Number.isFinite(multiplier) ? multiplier : 1 });
     return '';
-  }).replace(/\s{2,}/g, ' ').trim();
+  }).replace(/[ \t]{2,}/g, ' ').trim();
   values.prompt = prompt;
   values.negative_prompt = info.negative_prompt || '';
   if (loras.length) values.loras = loras;
