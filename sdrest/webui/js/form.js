@@ -8,10 +8,13 @@ const LABELS = {
   batch_count: 'Batch count', clip_skip: 'CLIP skip', vae_model: 'VAE', taesd_model: 'TAESD',
   clip_l_model: 'CLIP-L', clip_g_model: 'CLIP-G', t5xxl_model: 'T5-XXL', llm_model: 'LLM text encoder',
   vae_tiling: 'VAE tiling', preview: 'Step previews', loras: 'LoRAs', init_image: 'Init image',
+  source_image: 'Image', mask_image: 'Mask', control_image: 'Control image', control_net_model: 'ControlNet model',
+  esrgan_model: 'Upscaler', image: 'Image',
 };
 /** The fields shown first, in this order; every other field of the kind goes under "More parameters". */
-export const COMMON = ['model', 'width', 'height', 'steps', 'cfg_scale', 'seed', 'sampling_method', 'scheduler',
-  'batch_count', 'strength'];
+export const COMMON = ['model', 'control_net_model', 'esrgan_model', 'upscale_factor', 'width', 'height', 'steps',
+  'cfg_scale', 'seed', 'sampling_method', 'scheduler', 'batch_count', 'strength', 'control_strength', 'video_frames',
+  'loras'];
 /** The fields that live beside the Generate button rather than among the parameters. */
 export const COMPOSE = ['prompt', 'negative_prompt'];
 
@@ -37,6 +40,72 @@ function numberInput(field) {
     placeholder: field.default === undefined ? 'model default' : undefined,
     value: field.default ?? '',
   });
+}
+
+/** The LoRAs a `loras` control's value names: a JSON list of names or {name, multiplier}, or "name:0.8, other". */
+export function parseLoras(value) {
+  if (Array.isArray(value)) return value;
+  const text = String(value ?? '').trim();
+  if (!text) return [];
+  if (text.startsWith('[')) {
+    try {
+      const items = JSON.parse(text);
+      return Array.isArray(items) ? items.filter((i) => typeof i === 'string' || (i && typeof i.name === 'string')) : [];
+    } catch {
+      return [];
+    }
+  }
+  return text.split(',').map((item) => item.trim()).filter(Boolean).map((item) => {
+    const [name, weight] = item.split(':');
+    return weight === undefined ? name : { name, multiplier: Number(weight) };
+  });
+}
+
+/** The LoRA picker: a select of the registry's LoRAs that adds one, and each chosen one with its weight. Its
+ * value lives in a hidden input (`#f-loras`, JSON), so saving, restoring and reuse treat it as any other field. */
+function loraPicker(field, models) {
+  const loras = models.filter((m) => m.type === 'lora' && !m.error);
+  const value = h('input', { type: 'hidden', id: `f-${field.name}`, name: field.name, value: '[]' });
+  const list = h('ul', { class: 'lora-list', 'aria-label': 'Chosen LoRAs' });
+  const entryOf = (name) => loras.find((m) => m.id === name || m.name === name);
+  const items = () => parseLoras(value.value).map((i) => (typeof i === 'string' ? { name: i, multiplier: 1 } : i));
+  const write = (next) => {
+    value.value = JSON.stringify(next);
+    render();
+    value.dispatchEvent(new Event('input', { bubbles: true }));
+  };
+  const add = h('select', { id: `f-${field.name}-add`, 'data-target': '' },
+    h('option', { value: '' }, loras.length ? 'Add a LoRA…' : 'No LoRAs in the models dir'),
+    loras.map((m) => h('option', { value: m.id }, m.architecture ? `${m.name} · ${m.architecture}` : m.name)));
+  add.disabled = !loras.length;
+  add.addEventListener('change', (event) => {
+    event.stopPropagation();
+    if (!add.value) return;
+    const chosen = items().filter((i) => i.name !== add.value);
+    write([...chosen, { name: add.value, multiplier: 1 }]);
+    add.value = '';
+  });
+  function render() {
+    list.replaceChildren(...items().map((item, index) => {
+      const name = entryOf(item.name)?.name || item.name;
+      const weight = h('input', {
+        type: 'number', class: 'lora-weight', step: 0.05, min: -10, max: 10, value: item.multiplier ?? 1,
+        inputMode: 'decimal', 'aria-label': `Weight of ${name}`,
+      });
+      weight.addEventListener('change', (event) => {
+        event.stopPropagation();
+        const next = items();
+        next[index] = { ...next[index], multiplier: Number(weight.value) };
+        write(next);
+      });
+      weight.addEventListener('input', (event) => event.stopPropagation());
+      return h('li', { class: 'lora' }, h('span', { class: 'lora-name', title: item.name }, name), weight,
+        h('button', { type: 'button', class: 'ghost', 'aria-label': `Remove ${name}`,
+          onclick: () => write(items().filter((_, i) => i !== index)) }, '×'));
+    }));
+  }
+  value.refresh = render;
+  return h('div', { class: 'loras' }, add, value, list);
 }
 
 function modelSelect(field, models) {
@@ -73,7 +142,7 @@ function control(field, models, actions) {
         h('button', { type: 'button', class: 'ghost', onclick: actions.reuseSeed, title: 'The seed of the newest result' },
           'Reuse'));
     case 'loras':
-      return h('input', { type: 'text', id, name: field.name, placeholder: 'name:0.8, other' });
+      return loraPicker(field, models);
     case 'image':
       return h('input', { type: 'file', id, name: field.name, accept: 'image/png,image/jpeg,image/webp' });
     default:
@@ -93,7 +162,8 @@ function hint(field) {
 /** One labelled field: the control, its hint and its error line (tied to the control by aria-describedby). */
 export function fieldRow(field, models, actions) {
   const input = control(field, models, actions);
-  const target = input.matches('input, select, textarea') ? input : input.querySelector('input');
+  const target = input.matches('input, select, textarea') ? input
+    : input.querySelector('[data-target]') || input.querySelector('input');
   const hintId = `hint-${field.name}`;
   const errorId = `err-${field.name}`;
   target.setAttribute('aria-describedby', `${hintId} ${errorId}`);
@@ -104,13 +174,6 @@ export function fieldRow(field, models, actions) {
     h('p', { class: 'hint', id: hintId }, hint(field)),
     h('p', { class: 'field-error', id: errorId, hidden: true }));
   return row;
-}
-
-function parseLoras(text) {
-  return text.split(',').map((item) => item.trim()).filter(Boolean).map((item) => {
-    const [name, weight] = item.split(':');
-    return weight === undefined ? name : { name, multiplier: Number(weight) };
-  });
 }
 
 /** The request body the form's controls in `root` say for `fields` (empty optional values left out). */
@@ -125,7 +188,12 @@ export function readValues(root, fields, images = {}) {
     else if (field.type === 'string') body[field.name] = el.value;
     else if (el.value === '') continue;
     else if (['integer', 'number', 'seed'].includes(field.type)) body[field.name] = Number(el.value);
-    else if (field.type === 'loras') body[field.name] = parseLoras(el.value);
+    else if (field.type === 'loras') {
+      // a job's own list (reused) carries more than the request takes: the id (or name) and the weight
+      const loras = parseLoras(el.value).map((i) => (typeof i === 'string' ? i
+        : { name: i.id || i.name, multiplier: Number(i.multiplier ?? i.strength ?? 1) }));
+      if (loras.length) body[field.name] = loras;
+    }
     else body[field.name] = el.value;
   }
   return body;
@@ -170,7 +238,9 @@ export function setValues(root, values) {
     if (!el || el.type === 'file' || value === null || value === undefined) continue;
     if (el.type === 'checkbox') el.checked = Boolean(value);
     else if (el.tagName === 'SELECT' && ![...el.options].some((o) => o.value === String(value))) continue;
+    else if (typeof value === 'object') el.value = JSON.stringify(value);  // a list of LoRAs
     else el.value = String(value);
+    el.refresh?.();
   }
 }
 
