@@ -217,6 +217,10 @@ class Dispatcher:
     def _handle(self, event: dict[str, Any]) -> None:
         op, worker = event.get("op"), str(event.get("worker", ""))
         if op == "report":
+            with self._lock:
+                known = worker in self._remotes
+            if not known:  # a worker that just joined: read its heartbeat now, not at the next watch
+                self._read_heartbeats()
             info = relocate(dict(event.get("info") or {}), MODELS, self.models_prefix)
             if info.pop("ready", False):
                 self._learn_capabilities(worker)
