@@ -58,6 +58,7 @@ def submit(client: httpx.Client, steps: int, seed: int) -> str:
 
 def throughput(folder: Path, models: Path, workers: int, jobs: int, steps: int) -> float:
     """Jobs per minute through ``workers`` worker hosts, the model already loaded on each."""
+    folder.mkdir(parents=True)
     cluster = Cluster(folder, models)
     try:
         cluster.start(workers)
@@ -133,6 +134,7 @@ def embedded_latency(folder: Path, models: Path, jobs: int, steps: int) -> tuple
 
 def broker_latency(folder: Path, models: Path, jobs: int, steps: int) -> tuple[float, float]:
     """:func:`latencies` with one worker host behind Redis."""
+    folder.mkdir(parents=True)
     cluster = Cluster(folder, models)
     try:
         cluster.start(1)
@@ -219,10 +221,10 @@ def main() -> int:
         print("| --- | ---: | ---: |")
         local = embedded_latency(root / "latency-local", models, args.latency_jobs, args.steps)
         print(f"| embedded (local worker process) | {local[0]:.1f} | {local[1]:.1f} |", flush=True)
-        redis_server = RedisServer(root)
         remote = broker_latency(root / "latency-broker", models, args.latency_jobs, args.steps)
         print(f"| through Redis (worker host) | {remote[0]:.1f} | {remote[1]:.1f} |")
         print(f"| the broker adds | {remote[0] - local[0]:+.1f} | {remote[1] - local[1]:+.1f} |", flush=True)
+        redis_server = RedisServer(root)
         redis_server.start()
         try:
             print(f"\n| {args.noop_jobs} no-op jobs, one worker thread | ms per job | jobs/s |")
