@@ -176,13 +176,14 @@ def test_generate_shows_field_errors_then_progress_to_the_image(device: Device, 
     image = page.get_by_role("region", name="Results").get_by_role("img", name="a red fox").first
     expect(image).to_be_visible()
     until(lambda: image.evaluate("img => img.complete && img.naturalWidth") == 64, 30, "the image did not load")
-    # reuse: the viewer puts the prompt and the seed back into the form
+    # reuse: the viewer puts the parameters (prompt, seed, size) back into the form
     seed = live.queue.get(job_id).params["seed"]
     page.get_by_label("Prompt", exact=True).fill("something else")
     page.get_by_role("button", name="Open image: a red fox").click()
     dialog = page.get_by_role("dialog", name="Image")
     expect(dialog.get_by_role("link", name="Download")).to_have_attribute("href", re.compile(r"download=true"))
-    dialog.get_by_role("button", name="Use prompt and seed").click()
+    expect(dialog.get_by_role("group", name="Send to").get_by_role("button")).to_have_count(3)
+    dialog.get_by_role("button", name="Reuse all").click()
     expect(page.get_by_label("Prompt", exact=True)).to_have_value("a red fox")
     expect(page.get_by_label("Seed")).to_have_value(str(seed))
 

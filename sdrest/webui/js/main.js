@@ -21,7 +21,7 @@ let statusTimer = null;
 
 const generate = new GenerateView($('#generate-form'), { onSheet: (open) => setSheet(open) });
 const queue = new QueueView($('#queue'), { onCancel: cancel });
-const results = new ResultsView($('#results'), $('#viewer'), { onReuse: (job, options) => generate.reuse(job, options) });
+const results = new ResultsView($('#results'), $('#viewer'));
 const models = new ModelsView($('#view-models'), { onChanged: refreshStatus });
 const gallery = new GalleryView($('#view-gallery'), $('#gallery-viewer'), $('#compare'));
 const account = new AccountView($('#account'), $('#view-login'), { onLogin: start, onLogout: stop,

@@ -8,6 +8,7 @@
 // This module applies `params` (and selects `mode` where the form has it) through form.js; taking `image` in
 // is the Generate view's part.
 
+import { h } from './dom.js';
 import { setValues } from './form.js';
 
 export const REUSE_EVENT = 'sdrest:reuse';
@@ -29,6 +30,31 @@ export function formValues(params) {
     } else if (typeof value !== 'object') out[name] = value;
   }
   return out;
+}
+
+/** The generation mode that reruns a job of `kind` (none for kinds the form does not offer). */
+const MODES = { txt2img: 'txt2img', img2img: 'img2img', inpainting: 'inpaint' };
+
+/**
+ * The "Reuse" and "Send to" button groups for one result, as any viewer shows them: reuse all, the prompt, the
+ * seed or the size; send the image to img2img, inpaint or upscale. `close()` runs before the reuse is asked for.
+ */
+export function reuseActions({ job, seed, image, close = () => {} }) {
+  const p = job.parameters || {};
+  const reuse = (params, mode = null, input = null) => { close(); requestReuse({ params, mode, image: input }); };
+  const prompt = { prompt: p.prompt ?? '', negative_prompt: p.negative_prompt ?? '' };
+  const url = new URL(image, location.href).href;
+  return [
+    h('div', { class: 'viewer-actions', role: 'group', 'aria-label': 'Reuse' },
+      h('button', { type: 'button', onclick: () => reuse({ ...p, seed }, MODES[job.kind] || null) }, 'Reuse all'),
+      h('button', { type: 'button', onclick: () => reuse(prompt) }, 'Reuse prompt'),
+      h('button', { type: 'button', onclick: () => reuse({ seed }) }, 'Reuse seed'),
+      h('button', { type: 'button', onclick: () => reuse({ width: p.width, height: p.height }) }, 'Reuse size')),
+    h('div', { class: 'viewer-actions', role: 'group', 'aria-label': 'Send to' },
+      h('button', { type: 'button', class: 'ghost', onclick: () => reuse(prompt, 'img2img', url) }, 'Send to img2img'),
+      h('button', { type: 'button', class: 'ghost', onclick: () => reuse(prompt, 'inpaint', url) }, 'Send to inpaint'),
+      h('button', { type: 'button', class: 'ghost', onclick: () => reuse({}, 'upscale', url) }, 'Send to upscale')),
+  ];
 }
 
 /** Apply a reuse request's `detail` to the generation form `form`. */

@@ -4,11 +4,10 @@
 
 import { ApiError, get, request } from '../api.js';
 import { h } from '../dom.js';
-import { requestReuse } from '../reuse.js';
+import { reuseActions } from '../reuse.js';
 import { changed, read, subscribe } from '../store.js';
 
 const PAGE = 48;
-const MODES = { txt2img: 'txt2img', img2img: 'img2img', inpainting: 'inpaint', upscale: 'upscale' };
 
 function full(output) {
   return output.signed_url || output.url;
@@ -217,7 +216,6 @@ export class GalleryView {
     const { job, output } = item;
     const p = job.parameters || {};
     const close = () => this.viewer.close();
-    const reuse = (params, mode = null, image = null) => { close(); requestReuse({ params, mode, image }); };
     const seed = seedOf(item);
     const star = h('button', { type: 'button', 'aria-pressed': String(Boolean(job.starred)),
       onclick: () => this.toggleStar(item) }, job.starred ? '★ Starred' : '☆ Star');
@@ -228,7 +226,6 @@ export class GalleryView {
       h('button', { type: 'button', class: 'ghost', onclick: () => { confirm.hidden = true; deleteButton.focus(); } }, 'Keep'));
     const deleteButton = h('button', { type: 'button', class: 'danger',
       onclick: () => { confirm.hidden = false; confirm.querySelector('button').focus(); } }, 'Delete');
-    const all = { ...p, seed };
     this.viewer.replaceChildren(
       h('div', { class: 'viewer-head' },
         h('h2', { id: 'gallery-viewer-title' }, `Image ${index + 1} of ${this.items.length}`),
@@ -247,18 +244,7 @@ export class GalleryView {
           download: `${job.id}-${output.filename}` }, 'Download'),
         deleteButton),
       confirm,
-      h('div', { class: 'viewer-actions', role: 'group', 'aria-label': 'Reuse' },
-        h('button', { type: 'button', onclick: () => reuse(all, MODES[job.kind] === 'upscale' ? null : MODES[job.kind] || null) },
-          'Reuse all'),
-        h('button', { type: 'button', onclick: () => reuse({ prompt: p.prompt ?? '', negative_prompt: p.negative_prompt ?? '' }) },
-          'Reuse prompt'),
-        h('button', { type: 'button', onclick: () => reuse({ seed }) }, 'Reuse seed'),
-        h('button', { type: 'button', onclick: () => reuse({ width: p.width, height: p.height }) }, 'Reuse size')),
-      h('div', { class: 'viewer-actions', role: 'group', 'aria-label': 'Send to' },
-        ...[['img2img', 'Send to img2img'], ['inpaint', 'Send to inpaint'], ['upscale', 'Send to upscale']].map(
-          ([mode, label]) => h('button', { type: 'button', class: 'ghost',
-            onclick: () => reuse(mode === 'upscale' ? {} : { prompt: p.prompt ?? '', negative_prompt: p.negative_prompt ?? '' },
-              mode, new URL(full(output), location.href).href) }, label))));
+      ...reuseActions({ job, seed, image: full(output), close }));
     this.viewer.setAttribute('aria-labelledby', 'gallery-viewer-title');
     if (!this.viewer.open) this.viewer.showModal();
   }

@@ -421,17 +421,6 @@ export class GenerateView {
     if (newest) this.setSeed(newest.parameters.seed);
   }
 
-  /** Put a job's prompt (and, with `withSeed`, its seed) back into the form. */
-  reuse(job, { withSeed = false, seed = undefined } = {}) {
-    const p = job.parameters || {};
-    const values = { prompt: p.prompt ?? '', negative_prompt: p.negative_prompt ?? '' };
-    if (withSeed) Object.assign(values, { seed: seed ?? p.seed, width: p.width, height: p.height, steps: p.steps,
-      cfg_scale: p.cfg_scale });
-    setValues(this.form, values);
-    this.save();
-    this.form.querySelector('#f-prompt')?.focus();
-  }
-
   /** The images the current mode sends: its input, the painted mask, the Canny edges instead of the picture. */
   async requestImages(mode) {
     const images = {};

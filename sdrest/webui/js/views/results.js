@@ -1,7 +1,8 @@
 // The Results region: the newest image large, the other finished images as thumbnails, and a viewer
-// (full size, download, reuse of the prompt and the seed).
+// (full size, download, reuse of the parameters, sending the image to img2img, inpaint or upscale).
 
 import { h } from '../dom.js';
+import { reuseActions } from '../reuse.js';
 import { read } from '../store.js';
 
 const SHOWN = 24;
@@ -24,12 +25,11 @@ function caption(job, index) {
 }
 
 export class ResultsView {
-  constructor(root, dialog, { onReuse }) {
+  constructor(root, dialog) {
     this.root = root;
     this.hero = root.querySelector('.hero');
     this.grid = root.querySelector('.thumbs');
     this.dialog = dialog;
-    this.onReuse = onReuse;
     this.shownKey = '';
   }
 
@@ -68,10 +68,8 @@ export class ResultsView {
       h('p', { class: 'cap-meta' }, caption(job, index)),
       h('div', { class: 'viewer-actions' },
         h('a', { class: 'button', href: `${output.url}${output.url.includes('?') ? '&' : '?'}download=true`,
-          download: `${job.id}-${output.filename}` }, 'Download'),
-        h('button', { type: 'button', onclick: () => { close(); this.onReuse(job, { withSeed: false }); } }, 'Use prompt'),
-        h('button', { type: 'button', onclick: () => { close(); this.onReuse(job, { withSeed: true, seed: job.result?.seeds?.[index] ?? p.seed }); } },
-          'Use prompt and seed')));
+          download: `${job.id}-${output.filename}` }, 'Download')),
+      ...reuseActions({ job, seed: job.result?.seeds?.[index] ?? p.seed, image: full(output), close }));
     this.dialog.showModal();
   }
 }
