@@ -176,6 +176,17 @@ FIELDS: tuple[Field, ...] = (
     Field("video_frames", "integer", "frames to make", 1, 1, 1000, kinds=("video",), keyword="video_frames"),
 )
 
+#: the fields of an upscale (``POST /api/generate/upscale``): kept apart from the generations' (their alias
+#: ``model`` would shadow the generations' ``model`` in :data:`BY_NAME`)
+UPSCALE_FIELDS: tuple[Field, ...] = (
+    Field("image", "image", "the image to upscale", kinds=("upscale",), required_for=("upscale",)),
+    _model("esrgan_model", "the ESRGAN model (default: the only one)", ("esrgan",), kinds=("upscale",),
+           aliases=("model",)),
+    Field("upscale_factor", "integer", "exactly this many times larger (default: the model's own scale)", None, 1, 8,
+          kinds=("upscale",)),
+)
+UPSCALE_FACTOR = UPSCALE_FIELDS[2]
+
 #: each field by its name and by its aliases
 BY_NAME: dict[str, Field] = {**{f.name: f for f in FIELDS}, **{a: f for f in FIELDS for a in f.aliases}}
 
@@ -196,8 +207,8 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def fields_for(kind: str) -> tuple[Field, ...]:
-    """The fields a ``kind`` request takes."""
-    return tuple(f for f in FIELDS if kind in f.kinds)
+    """The fields a ``kind`` request takes (``upscale`` too)."""
+    return tuple(f for f in (*FIELDS, *UPSCALE_FIELDS) if kind in f.kinds)
 
 
 def family_defaults(architecture: str | None) -> dict[str, Any]:

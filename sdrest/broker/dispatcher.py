@@ -63,6 +63,7 @@ class Remote:
     record: dict[str, Any]
     ready: bool = False
     shared: bool = False
+    missing_since: float | None = None  # when its heartbeat was first found missing
 
 
 class Dispatcher:
@@ -306,24 +307,33 @@ class Dispatcher:
                 self._forget_all("the broker is unreachable")
 
     def _read_heartbeats(self) -> None:
-        names = sorted(self.client.smembers(self.keys.workers))
+        with self._lock:
+            known = set(self._remotes)  # also those a Redis restart dropped from the set: gone unless they beat
+        names = sorted(set(self.client.smembers(self.keys.workers)) | known)
         records = self.client.mget([self.keys.heartbeat(n) for n in names]) if names else []
         for name, text in zip(names, records):
             record = loads(text) if text else {}
             with self._lock:
                 remote = self._remotes.get(name)
             if not record:
+                # a heartbeat expires after a lease without a beat; one missing since a Redis restart comes back
+                # within a quarter lease, so a worker counts as gone after half a lease more
                 if remote is not None:
-                    self._lost_worker(name, "its heartbeat stopped")
+                    remote.missing_since = remote.missing_since or time.monotonic()
+                    if time.monotonic() - remote.missing_since > self.lease_seconds / 2:
+                        self._lost_worker(name, "its heartbeat stopped")
+                else:  # a name a worker of an earlier life left
+                    self._call(lambda n=name: self.client.srem(self.keys.workers, n))
                 continue
             info = relocate({k: record[k] for k in ("alive", "pid", "device", "loaded", "restarts", "last_exit",
-                                                    "started_at") if k in record}, MODELS, self.models_prefix)
+                                                    "started_at", "memory_available_mb") if k in record},
+                            MODELS, self.models_prefix)
             info["host"] = str(record.get("host", "remote"))
             with self._lock:
                 new = remote is None
                 if new:
                     remote = self._remotes[name] = Remote(name, record)
-                remote.record, remote.shared = record, bool(record.get("shared"))
+                remote.record, remote.shared, remote.missing_since = record, bool(record.get("shared")), None
             self.queue.report(name, info)
             if new or (record.get("ready") and not remote.ready):
                 if new:
@@ -336,9 +346,9 @@ class Dispatcher:
             self._remotes.pop(name, None)
             jobs = [job_id for job_id, flight in self._flights.items() if flight.worker == name]
         log.warning("worker %s is gone: %s", name, why)
-        self.queue.report(name, {"alive": False, "loaded": [], "last_exit": why})
         for job_id in jobs:
             self._reclaim(job_id, f"its worker {name} is gone ({why})", counted=True)
+        self.queue.forget(name)
         self._call(lambda: self.client.pipeline().delete(self.keys.inbox(name), self.keys.control(name))
                    .srem(self.keys.workers, name).execute())
 

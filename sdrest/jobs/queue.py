@@ -80,6 +80,8 @@ class WorkerInfo:
     last_exit: str | None = None
     capabilities: dict[str, Any] = field(default_factory=dict)
     loaded: list[dict[str, Any]] = field(default_factory=list)
+    memory_available_mb: int | None = None
+    """Physical memory free on the worker's host (reported by remote workers)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (capabilities left out: they are the same for every worker of one build)."""
@@ -494,6 +496,12 @@ class LocalQueue:
             self._bus.publish({"type": "model", "job_id": None, "change": change, "worker": worker, "files": files,
                                **{k: v for k, v in info.items() if k in ("kind", "seconds")},
                                **({"error": relative_paths(str(info["error"]), self.roots)} if "error" in info else {})})
+
+    def forget(self, worker: str) -> None:
+        """Drop ``worker`` from the list (a remote worker that left): it no longer counts as a dead one."""
+        with self._cond:
+            self._workers.pop(worker, None)
+            self._controls.pop(worker, None)
 
     def controls(self, worker: str, timeout: float) -> Control | None:
         """The next control message for ``worker``; None after ``timeout`` seconds."""

@@ -15,7 +15,7 @@ from PIL import Image
 
 from sdrest.checks import ArgumentError, check_schedule
 from sdrest.config import ServerConfig
-from sdrest.generation_fields import BY_NAME, MAX_PROMPT, MAX_SIDE, family_defaults, fields_for
+from sdrest.generation_fields import BY_NAME, MAX_PROMPT, MAX_SIDE, UPSCALE_FACTOR, family_defaults, fields_for
 from sdrest.generation_fields import Field as GenerationField
 from sdrest.models.companions import resolve
 from sdrest.models.registry import MODEL_EXTENSIONS, ModelEntry, Registry
@@ -343,7 +343,7 @@ class RequestParser:
         if "image" not in body:
             raise invalid("image", "required")
         image = self.image(body["image"], "image").convert("RGB")
-        factor = f.integer("upscale_factor", None, 1, 8)
+        factor = f.integer("upscale_factor", None, int(UPSCALE_FACTOR.minimum or 1), int(UPSCALE_FACTOR.maximum or 8))
         ref = body.get("esrgan_model") or body.get("model")
         if not ref:
             candidates = self.registry.search(kind="esrgan").items

@@ -11,16 +11,12 @@ from starlette.responses import JSONResponse
 from sdrest.server.auth import principal_of
 from sdrest.server.body import read_json
 from sdrest.server.query import Boolean, Number, schemas
-from sdrest.generation_fields import BY_NAME, request_schema
+from sdrest.generation_fields import request_schema
 from sdrest.server.requests import Prepared
 from sdrest.server.spec import ApiRoute, Schema
 from sdrest.server.state import state_of
 from sdrest.server.submit import job_with_images, output_urls, submit, wait_or_cancel
 
-_IMAGE: Schema = BY_NAME["init_image"].schema("img2img")
-UPSCALE_SCHEMA: Schema = {"type": "object", "required": ["image"], "additionalProperties": False, "properties": {
-    "image": _IMAGE, "esrgan_model": {"type": "string", "description": "none: the only ESRGAN model, if one"},
-    "model": {"type": "string", "description": "esrgan_model's other name"}, "upscale_factor": {"type": "integer", "minimum": 1, "maximum": 8}}}
 ACCEPTED_SCHEMA: Schema = {"type": "object", "required": ["job_id", "status"], "properties": {
     "job_id": {"type": "string"}, "status": {"type": "string"}, "queue_position": {"type": ["integer", "null"]},
     "events_url": {"type": "string"}, "status_url": {"type": "string"}, "images": {"type": "array"}}}
@@ -95,6 +91,6 @@ def routes() -> list[ApiRoute]:
                             tag="generate", request=request_schema(kind), response=ACCEPTED_SCHEMA, query=wait,
                             status=202, errors=errors, responses={200: WAITED_SCHEMA}))
     out.append(ApiRoute("/api/generate/upscale", generate_upscale, methods=["POST"], summary="ESRGAN upscale",
-                        tag="generate", request=UPSCALE_SCHEMA, response=ACCEPTED_SCHEMA, query=wait, status=202,
+                        tag="generate", request=request_schema("upscale"), response=ACCEPTED_SCHEMA, query=wait, status=202,
                         errors=errors, responses={200: WAITED_SCHEMA}))
     return out

@@ -11,7 +11,7 @@ from PIL import Image
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from sdrest.generation_fields import FAMILY_DEFAULTS, FIELDS
+from sdrest.generation_fields import FAMILY_DEFAULTS, FIELDS, UPSCALE_FIELDS
 from sdrest.jobs.store import QUEUED
 from sdrest.server.body import read_json
 from sdrest.server.errors import ApiError, invalid
@@ -24,9 +24,10 @@ from sdrest.server.state import ServerState, state_of
 from sdrest.server.urlfetch import MAX_URL_LENGTH
 
 def _parameters(state: ServerState) -> dict[str, Any]:
-    """Every generation field with its type, default, range and choices (this server's limits and names)."""
+    """Every generation (and upscale) field with its type, default, range and choices (this server's limits and
+    names)."""
     settings = {**server_limits(state), "max_steps": state.config.max_steps, "max_batch": state.config.max_batch}
-    fields = {field.name: field.describe(settings) for field in FIELDS}
+    fields = {field.name: field.describe(settings) for field in (*FIELDS, *UPSCALE_FIELDS)}
     fields["max_pixels"] = {"type": "integer", "value": state.config.max_pixels,
                             "doc": "the most pixels (width x height) a request may ask for"}
     return {**fields, "per_architecture": FAMILY_DEFAULTS}

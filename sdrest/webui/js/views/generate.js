@@ -35,15 +35,6 @@ const MODES = [
 /** The `mode` of an `sdrest:reuse` event -> the job kind. */
 const REUSE_MODES = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpainting', inpainting: 'inpainting',
   upscale: 'upscale', controlnet: 'controlnet', video: 'video' };
-/** An upscale's fields: /api/parameters describes the generations only; these follow the upscale route's request
- * schema (sdrest/server/routes/generate.py, UPSCALE_SCHEMA: the server checks them again). */
-const UPSCALE_FIELDS = [
-  { name: 'image', type: 'image', doc: 'the image to upscale', kinds: ['upscale'], required_for: ['upscale'] },
-  { name: 'esrgan_model', type: 'model', doc: 'the ESRGAN model (default: the only one)', kinds: ['upscale'],
-    model_kinds: ['esrgan'] },
-  { name: 'upscale_factor', type: 'integer', doc: 'exactly this many times larger (empty: the model\'s own scale)',
-    kinds: ['upscale'], minimum: 1, maximum: 8 },
-];
 const IMAGE_NAMES = { init_image: 'The init image', control_image: 'The control image', image: 'The image to upscale' };
 const CANNY_DEFAULTS = { low: 100, high: 200 };
 
@@ -147,7 +138,7 @@ export class GenerateView {
     if (!this.modes.some((m) => m.kind === this.mode)) this.mode = 'txt2img';
     const mode = this.modeInfo();
     const values = { ...(this.saved.values || {}), ...(this.built ? rawValues(this.form, this.fields) : {}) };
-    this.fields = mode.kind === 'upscale' ? UPSCALE_FIELDS : fieldsOf(schema, mode.kind);
+    this.fields = fieldsOf(schema, mode.kind);
     const byName = new Map(this.fields.map((f) => [f.name, f]));
     const actions = { randomSeed: () => this.setSeed(''), reuseSeed: () => this.reuseSeed() };
     const row = (name) => fieldRow(byName.get(name), models, actions);
