@@ -177,7 +177,8 @@ class Dispatcher:
 
     def _push_control(self, worker: str, control: Control) -> None:
         key = self.keys.control(worker)
-        record = dumps({"action": control.action, "args": control.args, "id": control.id})
+        args = relocate(control.args, self.models_prefix, MODELS)  # a model to load or unload: under its models dir
+        record = dumps({"action": control.action, "args": args, "id": control.id})
         self._call(lambda: self.client.pipeline().rpush(key, record).expire(key, 300).execute())
 
     # -- what workers report --------------------------------------------------------------------

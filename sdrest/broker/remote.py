@@ -200,7 +200,8 @@ class RemoteQueue:
         if not found:
             return None
         record = loads(found[1])
-        return Control(str(record.get("action", "")), dict(record.get("args") or {}), int(record.get("id") or 0))
+        args = relocate(dict(record.get("args") or {}), MODELS, self.models_prefix)
+        return Control(str(record.get("action", "")), args, int(record.get("id") or 0))
 
     def reply(self, worker: str, control_id: int, result: dict[str, Any]) -> None:
         """Answer control message ``control_id``."""

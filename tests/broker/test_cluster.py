@@ -89,6 +89,22 @@ def test_thirty_jobs_all_finish_exactly_once(cluster: Cluster) -> None:
     assert {cluster.api.queue.get(job_id).attempts for job_id in ids} == {1}
 
 
+def test_models_load_and_unload_on_remote_workers(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    client, queue = cluster.api.client, cluster.api.queue
+    (model,) = [m for m in client.get("/api/models").json()["models"] if m["path"].startswith("esrgan/")]
+    path = str(cluster.models / model["path"])
+
+    def holders() -> set[str]:
+        return {w.name for w in queue.workers() if any(path in entry["files"].values() for entry in w.loaded)}
+    until(holders, 30, "no worker reports the upscaler the upscales loaded")  # paths mapped back to this node's
+    assert client.post(f"/api/models/{model['id']}/unload").status_code == 200
+    until(lambda: not holders(), 30, "the upscaler is still listed loaded")
+    loaded = client.post(f"/api/models/{model['id']}/load")
+    assert loaded.status_code == 200, loaded.text
+    until(lambda: holders() == {loaded.json()["worker"]}, 30, "the worker that loaded it does not list it")
+
+
 def test_the_jobs_spread_over_the_workers_and_the_api_sees_them(cluster: Cluster) -> None:
     assert cluster.api is not None
     remote = [w for w in cluster.api.queue.workers() if w.alive]
