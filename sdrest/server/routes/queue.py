@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from sdrest.jobs.outputs import safe_name, thumbnail
+from sdrest.jobs.queue import CANCEL_MODES
 from sdrest.jobs.store import FINISHED, QUEUED, RUNNING, Job
 from sdrest.server.auth import authorize, maybe_principal, owner_filter, principal_of, sees
 from sdrest.server.body import read_json
@@ -89,10 +90,13 @@ async def cancel_job(request: Request) -> JSONResponse:
     job_id = body.get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise invalid("job_id", "required")
+    mode = body.get("mode", "all")
+    if mode not in CANCEL_MODES:
+        raise invalid("mode", f"expected one of {', '.join(CANCEL_MODES)}")
     job = job_of(request, job_id)
     if job.status in FINISHED:
         raise ApiError(409, f"job {job_id} already {job.status}", field="job_id", code="already_finished")
-    result = state.queue.cancel(job_id)
+    result = state.queue.cancel(job_id, mode)
     return JSONResponse({"job_id": job_id, "status": "cancelled" if result == "cancelled" else "cancelling"})
 
 
@@ -143,7 +147,10 @@ def routes() -> list[ApiRoute]:
     file_query = schemas((THUMB, SIZE, DOWNLOAD, EXPIRES, SIGNATURE))
     output_types = sorted({*_TYPES.values(), "image/webp", "application/octet-stream"})
     cancel_schema = {"type": "object", "required": ["job_id"], "properties": {
-        "job_id": {"type": "string", "minLength": 1}}}
+        "job_id": {"type": "string", "minLength": 1},
+        "mode": {"type": "string", "enum": list(CANCEL_MODES), "default": "all",
+                 "description": "all: stop now; new_latents: finish the image being sampled, skip the rest of "
+                                "the batch (the job succeeds with the images finished)"}}}
     return [
         ApiRoute("/api/queue/status", queue_status, methods=["GET"], summary="Queue status", tag="queue",
                  query=schemas((LIMIT,))),
