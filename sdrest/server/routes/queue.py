@@ -101,8 +101,13 @@ async def cancel_job(request: Request) -> JSONResponse:
 
 
 async def clear_queue(request: Request) -> JSONResponse:
-    """Cancel the caller's queued jobs (an admin's: everyone's)."""
-    ids = state_of(request).queue.clear(owner=owner_filter(principal_of(request)))
+    """Cancel the caller's queued jobs (an admin's: everyone's, unless ``mine``)."""
+    body = await read_json(request)
+    mine = body.get("mine", False)
+    if not isinstance(mine, bool):
+        raise invalid("mine", "expected true or false")
+    principal = principal_of(request)
+    ids = state_of(request).queue.clear(owner=principal.username if mine else owner_filter(principal))
     return JSONResponse({"cleared": len(ids), "job_ids": ids})
 
 
@@ -151,6 +156,8 @@ def routes() -> list[ApiRoute]:
         "mode": {"type": "string", "enum": list(CANCEL_MODES), "default": "all",
                  "description": "all: stop now; new_latents: finish the image being sampled, skip the rest of "
                                 "the batch (the job succeeds with the images finished)"}}}
+    clear_schema = {"type": "object", "properties": {"mine": {
+        "type": "boolean", "default": False, "description": "only the caller's own jobs (an admin's default: all)"}}}
     return [
         ApiRoute("/api/queue/status", queue_status, methods=["GET"], summary="Queue status", tag="queue",
                  query=schemas((LIMIT,))),
@@ -158,7 +165,8 @@ def routes() -> list[ApiRoute]:
                  response=JOB_SCHEMA, errors=(404,)),
         ApiRoute("/api/queue/cancel", cancel_job, methods=["POST"], summary="Cancel a job", tag="queue",
                  request=cancel_schema, errors=(404, 409, 422)),
-        ApiRoute("/api/queue/clear", clear_queue, methods=["POST"], summary="Cancel every queued job", tag="queue"),
+        ApiRoute("/api/queue/clear", clear_queue, methods=["POST"], summary="Cancel every queued job", tag="queue",
+                 request=clear_schema),
         ApiRoute("/api/queue/job/{job_id}/events", job_events, methods=["GET"], summary="A job's events (SSE)",
                  tag="queue", content_type=sse, response=SSE_EVENT_SCHEMA),
         ApiRoute("/api/events", all_events, methods=["GET"], summary="All jobs' events (SSE)", tag="queue",
