@@ -107,8 +107,8 @@ export function showShortcuts() {
       h('div', { class: 'viewer-head' }, h('h2', { id: 'shortcuts-title' }, 'Keyboard shortcuts'),
         h('button', { type: 'button', class: 'ghost', onclick: () => helpDialog.close() }, 'Close')),
       h('table', { class: 'shortcuts' }, h('tbody', {}, SHORTCUTS.map(([keys, what]) => h('tr', {},
-        h('th', { scope: 'row' }, keys.split(' / ').map((combo, i) => [i ? ' / ' : '',
-          combo.split('+').map((key, j) => [j ? '+' : '', h('kbd', {}, key)])])),
+        h('th', { scope: 'row' }, keys.split(' / ').flatMap((combo, i) => [i ? ' / ' : '',
+          ...combo.split('+').flatMap((key, j) => [j ? '+' : '', h('kbd', {}, key)])])),
         h('td', {}, what))))));
     document.body.append(helpDialog);
   }

@@ -104,7 +104,7 @@ export class AccountView {
         this.keys === null ? h('p', { class: 'muted' }, 'Loading…')
           : live.length ? h('ul', { class: 'key-list', 'aria-label': 'Your API keys' }, live.map((k) => h('li', { 'data-key-id': k.id },
             h('div', {}, h('span', { class: 'key-label' }, k.label),
-              h('span', { class: 'model-path' }, `created ${date(k.created_at)} · last used ${date(k.last_used)}`)),
+              h('span', { class: 'key-meta' }, `created ${date(k.created_at)} · last used ${date(k.last_used)}`)),
             h('button', { type: 'button', class: 'ghost danger', 'aria-label': `Revoke key: ${k.label}`,
               onclick: () => this.revoke(k) }, 'Revoke'))))
             : h('p', { class: 'muted' }, 'No API keys.'),

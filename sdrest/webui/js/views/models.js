@@ -11,10 +11,13 @@ const ACTIVE = new Set(['queued', 'running']);
 const COLUMNS = [['Name'], ['Kind'], ['Architecture'], ['Quantization', 'col-quant'], ['Size', 'num'],
   ['Needs', 'col-needs'], ['State']];
 
-/** Fetch the registry into the store (the form's model choices and the status bar read it). */
+/** Fetch the whole registry into the store (the form's model choices and the status bar read it), a page of
+ * 1000 at a time: a models dir of thousands of LoRAs must not crowd the checkpoints out. */
 export async function loadModels() {
-  const answer = await get('/api/models?limit=1000');
-  write('models', answer.models || []);
+  const first = await get('/api/models?limit=1000&sort_by=type');
+  const rest = await Promise.all(Array.from({ length: Math.min(first.pages || 1, 50) - 1 },
+    (_, i) => get(`/api/models?limit=1000&sort_by=type&page=${i + 2}`)));
+  write('models', [first, ...rest].flatMap((answer) => answer.models || []));
 }
 
 function modelPath(id) {
@@ -225,6 +228,16 @@ export class ModelsView {
     select.focus();
   }
 
+  /** A finished task's effect shows: the converted file after a rescan, the hash in its row. */
+  async afterTask(task) {
+    if (task.kind === 'convert') await post('/api/models/refresh').catch((error) => this.show(error));
+    this.facets = null;
+    this.kind.length = 1;
+    this.arch.length = 1;
+    this.render();
+    loadModels().catch(() => {});
+  }
+
   /** The hashes and conversions started here, with their progress; a finished one refreshes the table once. */
   renderTasks() {
     const jobs = read('jobs');
@@ -241,11 +254,7 @@ export class ModelsView {
         line = task.kind === 'convert' ? `Done: ${job.result?.output_path || ''}` : 'Done';
         if (!task.done) {
           task.done = true;
-          this.facets = null;
-          this.kind.length = 1;
-          this.arch.length = 1;
-          this.render();
-          loadModels().catch(() => {});
+          this.afterTask(task);
         }
       }
       const fill = h('span', { class: 'bar-fill' });

@@ -38,7 +38,9 @@ export class QueueView {
       onclick: () => this.clearMine() }, 'Clear mine');
     this.notice = h('p', { class: 'notice', role: 'alert', hidden: true });
     const title = root.querySelector('h2');
-    title.replaceWith(h('div', { class: 'queue-head' }, title, this.clearButton));
+    const head = h('div', { class: 'queue-head' });
+    title.before(head);
+    head.append(title, this.clearButton);
     this.list.before(this.notice);
   }
 
