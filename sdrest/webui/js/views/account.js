@@ -62,6 +62,8 @@ export class AccountView {
     this.secret = null;
     this.keys = null;
     this.keyError = '';
+    // one input for the dialog's life: a redraw (the keys arriving) keeps what is being typed
+    this.label = h('input', { id: 'key-label', name: 'label', maxLength: 200, required: true, placeholder: 'e.g. laptop script' });
     this.drawAccount(me);
     if (!this.dialog.open) this.dialog.showModal();
     await this.loadKeys();
@@ -81,7 +83,7 @@ export class AccountView {
   drawAccount(me) {
     if (!me || !this.dialog) return;
     const date = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleString() : 'never');
-    const label = h('input', { id: 'key-label', name: 'label', maxLength: 200, required: true, placeholder: 'e.g. laptop script' });
+    const { label } = this;
     const live = (this.keys || []).filter((k) => !k.revoked);
     this.dialog.replaceChildren(
       h('div', { class: 'viewer-head' }, h('h2', { id: 'account-title' }, 'Account'),
@@ -118,6 +120,7 @@ export class AccountView {
     try {
       const answer = await post('/api/auth/keys', { label });
       this.secret = answer.key;
+      this.label.value = '';
     } catch (error) {
       this.keyError = error.message;
     }

@@ -82,11 +82,13 @@ export class ModelsView {
     if (q.type) params.set('type', q.type);
     if (q.architecture) params.set('architecture', q.architecture);
     try {
-      const [answer] = await Promise.all([get(`/api/models?${params}`), this.facets ? null : this.loadFacets()]);
+      this.facets ||= this.loadFacets();
+      const [answer] = await Promise.all([get(`/api/models?${params}`), this.facets]);
       if (seq !== this.seq) return;
       this.page = answer;
       this.draw();
     } catch (error) {
+      this.facets = null;  // asked again next time
       if (seq === this.seq) this.show(error);
     }
   }
@@ -94,10 +96,15 @@ export class ModelsView {
   /** The kinds and architectures the models dir holds, with their counts (the filters' choices). */
   async loadFacets() {
     const stats = await get('/api/models/stats');
-    this.facets = stats;
     const option = ([value, count]) => h('option', { value }, `${value} (${count})`);
-    this.kind.append(...Object.entries(stats.by_type || {}).map(([k, v]) => [k, v.count]).sort().map(option));
-    this.arch.append(...Object.entries(stats.by_architecture || {}).sort().map(option));
+    const fill = (select, all, pairs) => {
+      const chosen = select.value;
+      select.replaceChildren(h('option', { value: '' }, all), ...pairs.sort().map(option));
+      select.value = pairs.some(([value]) => value === chosen) ? chosen : '';
+    };
+    fill(this.kind, 'All kinds', Object.entries(stats.by_type || {}).map(([k, v]) => [k, v.count]));
+    fill(this.arch, 'All architectures', Object.entries(stats.by_architecture || {}));
+    return stats;
   }
 
   /** Redraw (the store's models changed: loaded, unloaded): the page is fetched again. */
@@ -232,8 +239,6 @@ export class ModelsView {
   async afterTask(task) {
     if (task.kind === 'convert') await post('/api/models/refresh').catch((error) => this.show(error));
     this.facets = null;
-    this.kind.length = 1;
-    this.arch.length = 1;
     this.render();
     loadModels().catch(() => {});
   }
