@@ -289,6 +289,8 @@ def test_screenshots_of_models_and_account(browser: Any, live: LiveServer, artif
         page.screenshot(path=str(artifacts / f"account-{name}.png"))
         page.keyboard.press("Escape")
         page.get_by_role("link", name="Generate").click()
+        expect(page.get_by_label("Preset")).to_be_visible()
+        page.screenshot(path=str(artifacts / f"generate-presets-{name}.png"))
         page.get_by_role("heading", name="Results").click()
         page.keyboard.press("?")
         expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()

@@ -7,9 +7,9 @@ import { get } from './api.js';
 import { h } from './dom.js';
 
 const SELECTS = [
-  ['preset', 'Preset', 'Apply a preset…'],
-  ['prompt', 'Prompt template', 'Fill from a template…'],
-  ['neg_prompt', 'Negative template', 'Fill from a template…'],
+  ['preset', 'Preset', 'Choose…'],
+  ['prompt', 'Prompt template', 'Choose…'],
+  ['neg_prompt', 'Negative template', 'Choose…'],
 ];
 const TARGET = { prompt: 'prompt', neg_prompt: 'negative_prompt' };
 
