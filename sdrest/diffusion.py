@@ -32,6 +32,8 @@ from sdrest.threads import available_physical_cores
 MAX_BATCH = 1024
 #: Largest step count accepted.
 MAX_STEPS = 10000
+#: what :meth:`StableDiffusion.cancel` stops: everything now, or the rest of the batch after the current image
+CANCEL_MODES = {"all": _native.CancelMode.ALL, "new_latents": _native.CancelMode.NEW_LATENTS}
 
 # Keyword -> sd_ctx_params_t field, for the model files.
 _PATH_ARGUMENTS = {
@@ -292,11 +294,17 @@ class StableDiffusion:
             raise ValueError("this StableDiffusion is closed")
         return ctx
 
-    def cancel(self) -> None:
-        """Stop the generation in flight from any thread (it raises :class:`Cancelled`); a no-op when idle."""
+    def cancel(self, mode: str = "all") -> None:
+        """Stop the generation in flight from any thread; a no-op when idle.
+
+        ``all`` stops at the next step (the call raises :class:`Cancelled`); ``new_latents`` lets the image
+        being sampled finish and starts no other of the batch (the call returns the images finished so far).
+        """
+        if mode not in CANCEL_MODES:
+            raise ValueError(f"mode: expected one of {', '.join(CANCEL_MODES)}, got {mode!r}")
         ctx = self._ctx
         if ctx is not None:
-            ctx.cancel()
+            ctx.cancel(CANCEL_MODES[mode])
 
     # -- what the model can do -----------------------------------------------------------
 

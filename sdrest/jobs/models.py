@@ -99,11 +99,15 @@ class ModelCache:
             self.on_change("loaded", {"kind": "upscaler", "files": {"esrgan": path}, "seconds": elapsed})
             return obj
 
-    def cancel(self) -> None:
-        """Stop the generation in flight (thread-safe, no lock: the worker holds it)."""
+    def cancel(self, mode: str = "all") -> None:
+        """Stop the generation in flight (thread-safe, no lock: the worker holds it); ``new_latents`` stops it
+        after the image being sampled (see :meth:`sdrest.StableDiffusion.cancel`)."""
         loaded = self._sd
         if loaded is not None:
-            loaded.obj.cancel()
+            if mode == "all":
+                loaded.obj.cancel()
+            else:
+                loaded.obj.cancel(mode)
 
     def _close(self, which: str) -> None:
         slot = "_sd" if which == "diffusion" else "_upscaler"

@@ -280,7 +280,7 @@ class WorkerProcess:
                 if control.id:
                     self.queue.reply(self.name, control.id, {"ok": False, "error": "the worker is restarting"})
                 continue
-            if control.action == CANCEL:
+            if control.action == CANCEL and control.args.get("mode") != "new_latents":  # that one lets it run on
                 job_id = str(control.args.get("job_id"))
                 if session.job is not None and session.job.id == job_id:
                     session.cancel_deadline = time.monotonic() + self.cancel_grace

@@ -30,6 +30,8 @@ from sdrest.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobSearch
 
 #: Control actions a worker understands.
 CANCEL, LOAD, UNLOAD, STOP = "cancel", "load", "unload", "stop"
+#: what a cancel stops: the whole job, or (a running batch) the images not yet started: that job succeeds
+CANCEL_MODES = ("all", "new_latents")
 
 
 def relative_paths(text: str, roots: Sequence[Path]) -> str:
@@ -103,7 +105,7 @@ class JobQueue(Protocol):
     def counts(self) -> dict[str, int]: ...
     def durations(self, kind: str | None = None, limit: int = 50) -> list[tuple[dict[str, Any], float]]: ...
     def seconds_per_job(self) -> float: ...
-    def cancel(self, job_id: str) -> str | None: ...
+    def cancel(self, job_id: str, mode: str = "all") -> str | None: ...
     def clear(self, owner: str | None = None) -> list[str]: ...
     def running_ids(self) -> list[str]: ...
     def latest_preview(self, job_id: str) -> tuple[int, str] | None: ...
@@ -226,9 +228,11 @@ class LocalQueue:
         history = self._store.durations(limit=20)
         return sum(s for _, s in history) / len(history) if history else 10.0
 
-    def cancel(self, job_id: str) -> str | None:
+    def cancel(self, job_id: str, mode: str = "all") -> str | None:
         """Cancel a queued job at once, or tell the running one's worker to stop it.
 
+        ``mode`` (:data:`CANCEL_MODES`) ``new_latents`` stops a running job after the image it samples: the
+        job succeeds with the images finished (a queued job has none: it is cancelled all the same).
         Returns ``cancelled`` for a queued job, ``running`` while a running one stops, the final status
         when it had already finished, None when unknown.
         """
@@ -239,7 +243,7 @@ class LocalQueue:
         with self._cond:
             worker = self._running.get(job_id)
         if worker is not None:
-            self._send(worker, Control(CANCEL, {"job_id": job_id}))
+            self._send(worker, Control(CANCEL, {"job_id": job_id, "mode": mode}))
             return RUNNING
         job = self._store.get(job_id)
         return job.status if job else None

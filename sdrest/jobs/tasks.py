@@ -111,8 +111,11 @@ def run_generation(kind: str, params: dict[str, Any], ctx: TaskContext) -> TaskR
         name = f"{index:03d}.png" if kind != "video" else f"frame-{index:04d}.png"
         save_png(image, ctx.output_dir / name, a1111_parameters(params, seed))
         outputs.append(name)
-    return TaskResult(outputs, {"seeds": list(result.seeds), "model_hash": params.get("model_hash"),
-                                "sampler": params.get("sampler")})
+    summary = {"seeds": list(result.seeds), "model_hash": params.get("model_hash"), "sampler": params.get("sampler")}
+    requested = int(params.get("batch_count") or 1)
+    if kind != "video" and len(outputs) < requested:  # told to skip the rest of the batch (cancel new_latents)
+        summary.update(requested=requested, skipped=requested - len(outputs))
+    return TaskResult(outputs, summary)
 
 
 def run_upscale(params: dict[str, Any], ctx: TaskContext) -> TaskResult:

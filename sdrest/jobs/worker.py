@@ -49,6 +49,7 @@ class Worker:
         self._lock = threading.Lock()
         self._current: tuple[str, threading.Event] | None = None
         self._cancelled_early: set[str] = set()  # cancels that arrived before their job started here
+        self._skip_rest: set[str] = set()  # jobs told to finish the image they sample and start no other
         self._stopping = threading.Event()
         models.on_change = self.on_model_change
 
@@ -94,6 +95,8 @@ class Worker:
         started = time.monotonic()
 
         def progress(step: int, steps: int, seconds_per_step: float, phase: str) -> None:
+            if job.id in self._skip_rest:  # again at each step: sd.cpp forgets a request made before it started
+                self.models.cancel("new_latents")
             self.queue.progress(job.id, step, steps, phase, seconds_per_step)
 
         def preview(step: int, data_url: str) -> None:
@@ -121,6 +124,7 @@ class Worker:
         finally:
             with self._lock:
                 self._current = None
+                self._skip_rest.discard(job.id)
         if self._stopping.is_set() and status == CANCELLED:
             shutil.rmtree(output_dir, ignore_errors=True)
             self.queue.requeue(job.id, "the server stopped while it ran")
@@ -141,7 +145,9 @@ class Worker:
 
     def handle(self, control: Control) -> None:
         """Obey one control message. Load and unload wait for the running job, on their own thread."""
-        if control.action == CANCEL:
+        if control.action == CANCEL and control.args.get("mode") == "new_latents":
+            self._skip_rest_of(str(control.args.get("job_id")))
+        elif control.action == CANCEL:
             self._cancel_current(str(control.args.get("job_id")))
         elif control.action == STOP:
             self.request_stop()
@@ -161,6 +167,14 @@ class Worker:
                 return
             current[1].set()
         self.models.cancel()
+
+    def _skip_rest_of(self, job_id: str) -> None:
+        """Let ``job_id`` finish the image it samples and start no other of its batch (now, or once it runs)."""
+        with self._lock:
+            self._skip_rest.add(job_id)
+            running = self._current is not None and self._current[0] == job_id
+        if running:
+            self.models.cancel("new_latents")
 
     def _model_control(self, control: Control) -> None:
         result: dict[str, Any]

@@ -29,7 +29,7 @@ from sdrest.server.hosts import HostGuard, HostPolicy
 from sdrest.server.middleware import AccessLog, BodyLimit, SecurityHeaders
 from sdrest.server.requests import RequestParser
 from sdrest.server.routes import auth as auth_routes
-from sdrest.server.routes import a1111, gallery, generate, models, openai, queue, seed, system, utility
+from sdrest.server.routes import a1111, gallery, generate, models, openai, queue, seed, system, templates, utility
 from sdrest.server.state import ServerState
 
 log = logging.getLogger("sdrest.server")
@@ -69,7 +69,8 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
     run the workers on threads of this process instead.
     """
     api_routes = [*generate.routes(), *queue.routes(), *gallery.routes(), *models.routes(), *system.routes(),
-                  *utility.routes(), *auth_routes.routes(), *seed.routes(), *openai.routes(), *a1111.routes()]
+                  *utility.routes(), *auth_routes.routes(), *templates.routes(), *seed.routes(), *openai.routes(),
+                  *a1111.routes()]
     routes = [*api_routes, *openapi.routes(api_routes), *webui.routes(config.ui_dir)]
 
     @contextlib.asynccontextmanager

@@ -103,6 +103,23 @@ def test_clear_cancels_only_the_callers_jobs(auth_server: LiveServer, clients: d
     wait_job(clients["alice"], first)
 
 
+def test_clear_mine_spares_an_admins_view_of_the_others(auth_server: LiveServer,
+                                                         clients: dict[str, httpx.Client]) -> None:
+    runner = auth_server.runner
+    runner.hold.clear()
+    try:
+        first = clients["alice"].post("/api/generate/text2img", json=SMALL).json()["job_id"]
+        alices = clients["alice"].post("/api/generate/text2img", json=SMALL).json()["job_id"]
+        admins = clients["admin"].post("/api/generate/text2img", json=SMALL).json()["job_id"]
+        assert clients["admin"].post("/api/queue/clear", json={"mine": "yes"}).status_code == 422
+        assert clients["admin"].post("/api/queue/clear", json={"mine": True}).json()["job_ids"] == [admins]
+        assert clients["alice"].get(f"/api/queue/job/{alices}").json()["status"] == "queued"
+        assert clients["alice"].post("/api/queue/clear", json={"mine": True}).json()["job_ids"] == [alices]
+    finally:
+        runner.hold.set()
+    wait_job(clients["alice"], first)
+
+
 def test_signed_urls_open_an_output_without_credentials(auth_server: LiveServer, alices_job: dict[str, Any],
                                                         clients: dict[str, httpx.Client]) -> None:
     output = clients["alice"].get(f"/api/queue/job/{alices_job['id']}").json()["outputs"][0]

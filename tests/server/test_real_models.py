@@ -80,6 +80,32 @@ def test_cancel_running_within_a_step(real_server: LiveServer) -> None:
     assert max(steps) <= 2, steps  # stopped within one step of the request
 
 
+def test_skip_the_rest_of_a_batch(real_server: LiveServer) -> None:
+    """Cancel mode new_latents: the image being sampled finishes, the others never start; the job succeeds."""
+    client = real_server.client
+    job_id = client.post("/api/generate/text2img", json={**TINY, "steps": 6, "batch_count": 3}).json()["job_id"]
+    bad = client.post("/api/queue/cancel", json={"job_id": job_id, "mode": "later"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "mode"
+    asked: list[dict] = []
+
+    def stop(event: dict) -> bool:
+        if not asked and event["type"] == "progress" and event["phase"] == "sampling" and event["step"] == 1:
+            asked.append(client.post("/api/queue/cancel", json={"job_id": job_id, "mode": "new_latents"}).json())
+        return event["type"] == "state" and event["status"] in FINAL
+
+    events = sse_events(client, f"/api/queue/job/{job_id}/events", stop, timeout=300)
+    assert asked == [{"job_id": job_id, "status": "cancelling"}]
+    assert events[-1]["status"] == "succeeded", events[-1]
+    job = wait_job(client, job_id)
+    assert job["outputs"] and len(job["outputs"]) == 1, job["outputs"]
+    assert job["result"]["seeds"] == [7] and job["result"]["requested"] == 3 and job["result"]["skipped"] == 2
+    image = Image.open(io.BytesIO(client.get(job["outputs"][0]["url"]).content))
+    assert image.size == (64, 64)
+    # the worker stays usable, and a later batch in the same context is whole (sd.cpp forgot the request)
+    whole = client.post("/api/generate/text2img?wait=true", json={**TINY, "batch_count": 2}, timeout=300).json()
+    assert whole["status"] == "succeeded" and len(whole["outputs"]) == 2 and "skipped" not in whole["result"]
+
+
 def test_img2img_and_inpainting(real_server: LiveServer) -> None:
     client = real_server.client
     img = client.post("/api/generate/img2img?wait=true", json={**TINY, "init_image": png_b64((64, 64)),

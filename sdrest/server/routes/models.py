@@ -98,6 +98,13 @@ def _companions(state: ServerState, entry: ModelEntry) -> dict[str, Any] | None:
     return found
 
 
+def _missing(state: ServerState, entry: ModelEntry) -> list[str]:
+    """The companion roles a loadable model lacks in the models dir (empty for the others)."""
+    if entry.kind not in LOADABLE_KINDS or entry.architecture is None or entry.info.error is not None:
+        return []
+    return list(resolve(state.registry, entry.id).missing)
+
+
 async def list_models(request: Request) -> JSONResponse:
     state = state_of(request)
     kind, search, architecture, sort_by, order, page, limit = (param.read(request) for param in LISTING)
@@ -105,7 +112,9 @@ async def list_models(request: Request) -> JSONResponse:
     found = state.registry.search(search, kind=kind, architecture=architecture, sort=_SORT_KEYS[sort_by],
                                   descending=order == "desc", offset=(page - 1) * limit, limit=limit)
     loaded = _loaded_paths(state)
-    return JSONResponse({"models": [_describe(e, loaded) for e in found.items], "total": found.total, "page": page,
+    # a page at a time: what a loadable model still needs (its companions' roles) costs a registry lookup each
+    return JSONResponse({"models": [dict(_describe(e, loaded), missing=_missing(state, e)) for e in found.items],
+                         "total": found.total, "page": page,
                          "limit": limit, "pages": max(1, -(-found.total // limit))})
 
 
@@ -188,12 +197,16 @@ async def stats(request: Request) -> JSONResponse:
     state = state_of(request)
     entries = state.registry.entries()
     by_type: dict[str, dict[str, int]] = {}
+    by_architecture: dict[str, int] = {}
     for e in entries:
         slot = by_type.setdefault(e.kind, {"count": 0, "size": 0})
         slot["count"] += 1
         slot["size"] += e.size
+        if e.architecture:
+            by_architecture[e.architecture] = by_architecture.get(e.architecture, 0) + 1
     scan = state.last_scan
     return JSONResponse({"total": len(entries), "total_size": sum(e.size for e in entries), "by_type": by_type,
+                         "by_architecture": by_architecture,
                          "mismatches": sum(1 for e in entries if e.mismatch),
                          "hashed": sum(1 for e in entries if e.hashes is not None),
                          "loaded": [dict(item, files={k: state.relative(v) for k, v in item["files"].items()})

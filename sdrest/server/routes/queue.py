@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from sdrest.jobs.outputs import safe_name, thumbnail
+from sdrest.jobs.queue import CANCEL_MODES
 from sdrest.jobs.store import FINISHED, QUEUED, RUNNING, Job
 from sdrest.server.auth import authorize, maybe_principal, owner_filter, principal_of, sees
 from sdrest.server.body import read_json
@@ -89,16 +90,24 @@ async def cancel_job(request: Request) -> JSONResponse:
     job_id = body.get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise invalid("job_id", "required")
+    mode = body.get("mode", "all")
+    if mode not in CANCEL_MODES:
+        raise invalid("mode", f"expected one of {', '.join(CANCEL_MODES)}")
     job = job_of(request, job_id)
     if job.status in FINISHED:
         raise ApiError(409, f"job {job_id} already {job.status}", field="job_id", code="already_finished")
-    result = state.queue.cancel(job_id)
+    result = state.queue.cancel(job_id, mode)
     return JSONResponse({"job_id": job_id, "status": "cancelled" if result == "cancelled" else "cancelling"})
 
 
 async def clear_queue(request: Request) -> JSONResponse:
-    """Cancel the caller's queued jobs (an admin's: everyone's)."""
-    ids = state_of(request).queue.clear(owner=owner_filter(principal_of(request)))
+    """Cancel the caller's queued jobs (an admin's: everyone's, unless ``mine``)."""
+    body = await read_json(request)
+    mine = body.get("mine", False)
+    if not isinstance(mine, bool):
+        raise invalid("mine", "expected true or false")
+    principal = principal_of(request)
+    ids = state_of(request).queue.clear(owner=principal.username if mine else owner_filter(principal))
     return JSONResponse({"cleared": len(ids), "job_ids": ids})
 
 
@@ -143,7 +152,12 @@ def routes() -> list[ApiRoute]:
     file_query = schemas((THUMB, SIZE, DOWNLOAD, EXPIRES, SIGNATURE))
     output_types = sorted({*_TYPES.values(), "image/webp", "application/octet-stream"})
     cancel_schema = {"type": "object", "required": ["job_id"], "properties": {
-        "job_id": {"type": "string", "minLength": 1}}}
+        "job_id": {"type": "string", "minLength": 1},
+        "mode": {"type": "string", "enum": list(CANCEL_MODES), "default": "all",
+                 "description": "all: stop now; new_latents: finish the image being sampled, skip the rest of "
+                                "the batch (the job succeeds with the images finished)"}}}
+    clear_schema = {"type": "object", "properties": {"mine": {
+        "type": "boolean", "default": False, "description": "only the caller's own jobs (an admin's default: all)"}}}
     return [
         ApiRoute("/api/queue/status", queue_status, methods=["GET"], summary="Queue status", tag="queue",
                  query=schemas((LIMIT,))),
@@ -151,7 +165,8 @@ def routes() -> list[ApiRoute]:
                  response=JOB_SCHEMA, errors=(404,)),
         ApiRoute("/api/queue/cancel", cancel_job, methods=["POST"], summary="Cancel a job", tag="queue",
                  request=cancel_schema, errors=(404, 409, 422)),
-        ApiRoute("/api/queue/clear", clear_queue, methods=["POST"], summary="Cancel every queued job", tag="queue"),
+        ApiRoute("/api/queue/clear", clear_queue, methods=["POST"], summary="Cancel every queued job", tag="queue",
+                 request=clear_schema),
         ApiRoute("/api/queue/job/{job_id}/events", job_events, methods=["GET"], summary="A job's events (SSE)",
                  tag="queue", content_type=sse, response=SSE_EVENT_SCHEMA),
         ApiRoute("/api/events", all_events, methods=["GET"], summary="All jobs' events (SSE)", tag="queue",

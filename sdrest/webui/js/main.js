@@ -3,6 +3,7 @@
 import { get, onUnauthorized, post } from './api.js';
 import { EventStream } from './events.js';
 import { setupReuse } from './reuse.js';
+import { mountPresets } from './presets.js';
 import { setupShortcuts } from './shortcuts.js';
 import { changed, read, subscribe, updateJob, write } from './store.js';
 import { setupTheme } from './theme.js';
@@ -135,6 +136,7 @@ async function start(me) {
   const [schema] = await Promise.all([get('/api/parameters'), loadModels(), loadStatus()]);
   write('schema', schema.parameters);
   generate.build();
+  mountPresets($('#presets-slot'), $('#generate-form'));
   await resync();
   stream = new EventStream('/api/events', onEvent, (connection) => write('connection', connection));
   stream.start();
