@@ -88,6 +88,12 @@ class EventClock:
         self.thread.start()
 
     def _follow(self) -> None:
+        try:
+            self._read()
+        except httpx.HTTPError:  # the server stopped at the end of the run
+            pass
+
+    def _read(self) -> None:
         with self.client.stream("GET", "/api/events") as response:
             for line in response.iter_lines():
                 if not line.startswith("data: "):
