@@ -1,5 +1,5 @@
-"""Benchmark: scale-out through Redis. Throughput with 1, 2 and 3 worker hosts, the broker's added latency per job,
-and the dispatch overhead of 1000 no-op jobs.
+"""Benchmark: scale-out through Redis. Throughput with 1, 2 and 3 worker hosts, the broker's added latency per job
+(submit to start, finish to visible), and the dispatch overhead of 1000 no-op jobs.
 
     python benchmarks/bench_scale.py [--jobs 12] [--latency-jobs 8] [--noop-jobs 1000] [--steps 4]
 
@@ -10,11 +10,12 @@ figures are per worker), SQLite, Redis streams.
 
 1. **Throughput**: ``--jobs`` txt2img jobs (64x64, ``--steps`` steps) through 1, 2 and 3 workers, after each worker
    has loaded the model; jobs per minute, the ratio to one worker, and per core.
-2. **Latency**: ``--latency-jobs`` jobs one after another on one worker, embedded (a local worker process) and
-   through the broker (a worker host); submit to start (the "running" event a client sees) and last step to
-   visible (the final event), medians. The difference is what the broker adds.
-3. **Dispatch overhead**: ``--noop-jobs`` jobs that do nothing, on one worker thread, straight on the embedded
-   queue and through the broker: the time per job is the machinery's alone.
+2. **Latency, real jobs**: ``--latency-jobs`` jobs one after another on one worker, embedded (a local worker
+   process) and through the broker (a worker host): submit to the "running" event a client sees, and the whole
+   job, medians (the whole job's time is mostly sd.cpp's, and noisy).
+3. **The machinery alone**: jobs that do nothing, on one worker thread, on the embedded queue and through the
+   broker: submit to start and end of run to outcome accepted, one after another (25x ``--latency-jobs``,
+   medians), and the time per job with ``--noop-jobs`` queued at once. The differences are what the broker adds.
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ class EventClock:
 
     def __init__(self, url: str) -> None:
         self.running: dict[str, float] = {}
-        self.last_step: dict[str, float] = {}
         self.final: dict[str, float] = {}
         self.changed = threading.Condition()
         self.client = httpx.Client(base_url=url, timeout=None)
@@ -101,9 +101,7 @@ class EventClock:
                 now, event = time.monotonic(), json.loads(line[6:])
                 job_id = event.get("job_id")
                 with self.changed:
-                    if event.get("type") == "progress":
-                        self.last_step[job_id] = now
-                    elif event.get("type") == "state" and event.get("status") == "running":
+                    if event.get("type") == "state" and event.get("status") == "running":
                         self.running.setdefault(job_id, now)
                     elif event.get("type") == "state" and event.get("status") in ("succeeded", "failed", "cancelled"):
                         self.final[job_id] = now
@@ -117,18 +115,18 @@ class EventClock:
 
 
 def latencies(api: LiveServer, jobs: int, steps: int) -> tuple[float, float]:
-    """Medians, in ms, of submit-to-running and last-step-to-final over ``jobs`` sequential jobs (after a warm-up)."""
+    """Medians, in ms, of submit-to-running and submit-to-final over ``jobs`` sequential jobs (after a warm-up)."""
     clock = EventClock(api.url)
     time.sleep(0.5)  # the stream is open before the first job
     wait_job(api.client, submit(api.client, steps, 0), 600)  # loads the model
-    starts, ends = [], []
+    starts, totals = [], []
     for i in range(jobs):
         sent = time.monotonic()
         job_id = submit(api.client, steps, 1 + i)
         clock.wait_final(job_id)
         starts.append((clock.running[job_id] - sent) * 1000)
-        ends.append((clock.final[job_id] - clock.last_step[job_id]) * 1000)
-    return statistics.median(starts), statistics.median(ends)
+        totals.append((clock.final[job_id] - sent) * 1000)
+    return statistics.median(starts), statistics.median(totals)
 
 
 def embedded_latency(folder: Path, models: Path, jobs: int, steps: int) -> tuple[float, float]:
@@ -150,55 +148,84 @@ def broker_latency(folder: Path, models: Path, jobs: int, steps: int) -> tuple[f
         cluster.stop()
 
 
-def noop(kind: str, params: dict[str, Any], ctx: Any) -> TaskResult:
-    """A job that does nothing."""
-    return TaskResult()
+class NoopBench:
+    """One worker thread running jobs that do nothing, on the embedded queue or through ``broker``: what is left
+    is the machinery's own cost."""
 
+    def __init__(self, folder: Path, broker: str | None) -> None:
+        self.store = JobStore(folder / "jobs.sqlite3")
+        self.queue = LocalQueue(self.store, EventBus(), Metrics(), limit=100_000)
+        self.ran: dict[str, tuple[float, float]] = {}  # job id -> (start, end) of its run
+        self.visible: dict[str, float] = {}  # job id -> when the API node accepted its outcome
+        self.done = threading.Semaphore(0)
+        self.queue.add_finish_hook(self._finished)
+        worker_queue: Any = self.queue
+        self.dispatcher = self.remote = None
+        if broker is not None:
+            from sdrest.broker.dispatcher import Dispatcher
+            from sdrest.broker.remote import RemoteQueue
+            from sdrest.broker.wire import Keys, connect
 
-def dispatch_overhead(folder: Path, jobs: int, broker: str | None) -> float:
-    """Milliseconds per no-op job on one worker thread: straight on the embedded queue, or through ``broker``."""
-    store = JobStore(folder / "jobs.sqlite3")
-    queue = LocalQueue(store, EventBus(), Metrics(), limit=jobs + 1)
-    done = threading.Semaphore(0)
-    queue.add_finish_hook(lambda job, status, result: done.release())
-    worker_queue: Any = queue
-    dispatcher = remote = None
-    if broker is not None:
-        from sdrest.broker.dispatcher import Dispatcher
-        from sdrest.broker.remote import RemoteQueue
-        from sdrest.broker.wire import Keys, connect
+            keys = Keys(f"bench{os.getpid()}")
+            self.remote = RemoteQueue(connect(broker), keys, scratch=folder / "scratch", models_dir=None)
+            self.remote.start(["noop.0"])
+            self.dispatcher = Dispatcher(self.queue, connect(broker), keys, data_dir=folder, models_dir=None)
+            self.dispatcher.start()
+            worker_queue = self.remote
+        self.worker = Worker("noop.0", worker_queue, ModelCache(n_threads=1, idle_seconds=0, memory_budget_mb=0),
+                             outputs_dir=folder / "outputs", inputs_dir=folder / "inputs", runner=self._run)
+        worker_queue.report("noop.0", {"alive": True, "capabilities": {"samplers": []}, "loaded": []})
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not any(w.alive and w.capabilities for w in self.queue.workers()):  # the dispatcher has seen it
+            if time.monotonic() > deadline:
+                raise TimeoutError("the worker did not join")
+            time.sleep(0.01)
 
-        keys = Keys(f"bench{os.getpid()}")
-        remote = RemoteQueue(connect(broker), keys, scratch=folder / "scratch", models_dir=None, lease_seconds=30)
-        remote.start(["noop.0"])
-        dispatcher = Dispatcher(queue, connect(broker), keys, data_dir=folder, models_dir=None)
-        dispatcher.start()
-        worker_queue = remote
-    worker = Worker("noop.0", worker_queue, ModelCache(n_threads=1, idle_seconds=0, memory_budget_mb=0),
-                    outputs_dir=folder / "outputs", inputs_dir=folder / "inputs", runner=noop)
-    worker_queue.report("noop.0", {"alive": True, "capabilities": {"samplers": []}, "loaded": []})
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not any(w.alive and w.capabilities for w in queue.workers()):  # the dispatcher has seen it join
-        if time.monotonic() > deadline:
-            raise TimeoutError("the worker did not join")
-        time.sleep(0.01)
-    started = time.monotonic()
-    for _ in range(jobs):
-        queue.submit("hash", {"models": []})
-    for _ in range(jobs):
-        if not done.acquire(timeout=120):
-            raise TimeoutError("no-op jobs did not finish")
-    seconds = time.monotonic() - started
-    worker.request_stop()
-    queue.close()
-    if dispatcher is not None and remote is not None:
-        dispatcher.stop()
-        remote.close()
-    thread.join(10)
-    store.close()
-    return seconds / jobs * 1000
+    def _run(self, kind: str, params: dict[str, Any], ctx: Any) -> TaskResult:
+        now = time.monotonic()
+        self.ran[ctx.job_id] = (now, now)
+        return TaskResult()
+
+    def _finished(self, job: Any, status: str, result: dict[str, Any]) -> None:
+        self.visible[job.id] = time.monotonic()
+        self.done.release()
+
+    def _wait(self, count: int) -> None:
+        for _ in range(count):
+            if not self.done.acquire(timeout=120):
+                raise TimeoutError("no-op jobs did not finish")
+
+    def per_job_ms(self, jobs: int) -> float:
+        """Milliseconds per job with ``jobs`` queued at once."""
+        started = time.monotonic()
+        for _ in range(jobs):
+            self.queue.submit("hash", {"models": []})
+        self._wait(jobs)
+        return (time.monotonic() - started) / jobs * 1000
+
+    def latencies_ms(self, jobs: int) -> tuple[float, float]:
+        """Medians over ``jobs`` jobs one after another: submit to start, and end of run to outcome accepted."""
+        starts, ends = [], []
+        for _ in range(jobs):
+            sent = time.monotonic()
+            job = self.queue.submit("hash", {"models": []})
+            self._wait(1)
+            began, ended = self.ran[job.id]
+            starts.append((began - sent) * 1000)
+            ends.append((self.visible[job.id] - ended) * 1000)
+        return statistics.median(starts), statistics.median(ends)
+
+    def close(self) -> None:
+        """Stop the worker (and the broker's parts)."""
+        self.worker.request_stop()
+        self.queue.close()
+        if self.dispatcher is not None and self.remote is not None:
+            self.dispatcher.stop()
+            self.remote.close()
+        self.thread.join(10)
+        self.store.close()
 
 
 def main() -> int:
@@ -223,22 +250,30 @@ def main() -> int:
             rate = throughput(root / f"throughput{count}", models, count, args.jobs, args.steps)
             base = base or rate
             print(f"| {count} | {rate:.1f} | {rate / base:.2f}x | {rate / min(count, cores):.1f} |", flush=True)
-        print("\n| one worker | submit to running (ms) | last step to final event (ms) |")
+        print("\n| one worker, real jobs | submit to running event (ms) | whole job, median (ms) |")
         print("| --- | ---: | ---: |")
         local = embedded_latency(root / "latency-local", models, args.latency_jobs, args.steps)
-        print(f"| embedded (local worker process) | {local[0]:.1f} | {local[1]:.1f} |", flush=True)
+        print(f"| embedded (local worker process) | {local[0]:.1f} | {local[1]:.0f} |", flush=True)
         remote = broker_latency(root / "latency-broker", models, args.latency_jobs, args.steps)
-        print(f"| through Redis (worker host) | {remote[0]:.1f} | {remote[1]:.1f} |")
-        print(f"| the broker adds | {remote[0] - local[0]:+.1f} | {remote[1] - local[1]:+.1f} |", flush=True)
+        print(f"| through Redis (worker host) | {remote[0]:.1f} | {remote[1]:.0f} |", flush=True)
         redis_server = RedisServer(root)
         redis_server.start()
         try:
-            print(f"\n| {args.noop_jobs} no-op jobs, one worker thread | ms per job | jobs/s |")
-            print("| --- | ---: | ---: |")
+            rows = []
             for label, broker in (("embedded queue", None), ("through Redis", redis_server.url)):
                 (root / label).mkdir()
-                ms = dispatch_overhead(root / label, args.noop_jobs, broker)
-                print(f"| {label} | {ms:.2f} | {1000 / ms:.0f} |", flush=True)
+                bench = NoopBench(root / label, broker)
+                try:
+                    rows.append((label, bench.latencies_ms(args.latency_jobs * 25), bench.per_job_ms(args.noop_jobs)))
+                finally:
+                    bench.close()
+            print(f"\n| no-op jobs, one worker thread | submit to start (ms) | end to outcome accepted (ms) "
+                  f"| {args.noop_jobs} queued at once: ms per job | jobs/s |")
+            print("| --- | ---: | ---: | ---: | ---: |")
+            for label, (start, end), per_job in rows:
+                print(f"| {label} | {start:.2f} | {end:.2f} | {per_job:.2f} | {1000 / per_job:.0f} |")
+            (_, (s0, e0), p0), (_, (s1, e1), p1) = rows
+            print(f"| the broker adds | {s1 - s0:+.2f} | {e1 - e0:+.2f} | {p1 - p0:+.2f} | |", flush=True)
         finally:
             redis_server.stop()
     return 0

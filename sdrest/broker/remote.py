@@ -108,9 +108,10 @@ class RemoteQueue:
             self._ensure_group(inbox)
             found = self.client.xreadgroup(WORKER_GROUP, worker, {inbox: ">"}, count=1,
                                            block=max(1, int(timeout * 1000)))
-        except redis.ResponseError as exc:  # the group went away (a Redis restart): make it again
+        except redis.ResponseError as exc:  # the inbox went away (an API node or Redis restart): make it again
             self._groups.discard(inbox)
-            self._complain(f"reading {inbox}: {exc}")
+            if "NOGROUP" not in str(exc):
+                self._complain(f"reading {inbox}: {exc}")
             return None
         except UNREACHABLE as exc:
             self._complain(f"Redis is unreachable: {exc}")

@@ -100,6 +100,8 @@ class Job:
     attempts: int = 0
     seq: int = 0
     position: int | None = None
+    worker: str | None = None
+    """The worker that runs (or ran) it."""
 
     @property
     def finished(self) -> bool:
@@ -126,6 +128,7 @@ class Job:
             "outputs": list(self.outputs),
             "result": dict(self.result),
             "attempts": self.attempts,
+            "worker": self.worker,
             "parameters": public(self.params),
         }
 
@@ -204,7 +207,7 @@ class JobStore(Database):
             owner=row["owner"], progress=row["progress"], step=row["step"], steps=row["steps"],
             phase=row["phase"], created_at=row["created_at"], started_at=row["started_at"],
             finished_at=row["finished_at"], error=row["error"], outputs=json.loads(row["outputs"]),
-            result=json.loads(row["result"]), attempts=row["attempts"], seq=row["seq"],
+            result=json.loads(row["result"]), attempts=row["attempts"], seq=row["seq"], worker=row["worker"],
         )
 
     def get(self, job_id: str) -> Job | None:

@@ -143,9 +143,21 @@ def test_a_killed_worker_has_its_job_run_again_elsewhere_once(cluster: Cluster) 
     job = cluster.api.queue.get(job_id)
     assert job.attempts == 2
     until(lambda: worker not in {w.name for w in cluster.api.queue.workers() if w.alive}, 30, "still listed alive")
-    # a replacement joins for the tests that follow
-    cluster.add_worker("w3")
+    # a replacement joins for the tests that follow: one that shares the API node's data dir
+    cluster.add_worker("w3", "--shared-data-dir", str(cluster.folder / "data"))
     cluster.wait_workers(3)
+
+
+def test_a_worker_sharing_the_data_dir_stages_its_outputs_there(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    ids = [upscale(cluster) for _ in range(9)]  # more than the free workers that hold the upscaler
+    jobs = [wait_job(cluster.api.client, job_id, 300) for job_id in ids]
+    assert [job["status"] for job in jobs] == ["succeeded"] * len(ids)
+    shared = [job for job in jobs if job["worker"] == "w3.0"]
+    assert shared, [job["worker"] for job in jobs]
+    for job in shared:
+        assert (cluster.api.state.outputs_dir / job["id"] / job["outputs"][0]["filename"]).is_file()
+    assert not any((cluster.folder / "data" / "staging").iterdir())
 
 
 def test_a_worker_that_answers_after_its_lease_lapsed_is_ignored(cluster: Cluster) -> None:
