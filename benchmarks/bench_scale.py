@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "server"), str(ROOT / "tests" / "broker")]  # this tree's code
+sys.path[:0] = [str(ROOT / "tests" / "server"), str(ROOT / "tests" / "broker")]  # the live-server helpers
+if any((ROOT / "sdrest").glob("_native*.so")):  # a checkout with its module built in place: measure its code
+    sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 from broker_live import Cluster, RedisServer  # noqa: E402

@@ -114,7 +114,7 @@ class Dispatcher:
         with self._lock:
             flights = dict(self._flights)
         for job_id, flight in flights.items():
-            self._push_control(flight.worker, Control(CANCEL, {"job_id": job_id}))
+            self._push_control(flight.worker, Control(CANCEL, {"job_id": job_id, "attempt": flight.attempt}))
         for thread in self._threads:
             if thread.ident is not None:
                 thread.join(5)
@@ -163,7 +163,13 @@ class Dispatcher:
         if not shared and folder.is_dir():
             record["inputs"] = {p.name: base64.b64encode(p.read_bytes()).decode("ascii")
                                 for p in sorted(folder.iterdir()) if p.is_file()}
-        self.client.xadd(self.keys.inbox(worker), {"job": dumps(record)})
+        inbox = self.keys.inbox(worker)
+        pipe = self.client.pipeline(transaction=False)
+        # the group first (a no-op when it exists): an inbox without one would read as lost to the lease check
+        pipe.xgroup_create(inbox, WORKER_GROUP, id="0", mkstream=True).xadd(inbox, {"job": dumps(record)})
+        _, added = pipe.execute(raise_on_error=False)
+        if isinstance(added, Exception):
+            raise added
         log.debug("job %s (attempt %d) dispatched to %s", job.id, job.attempts, worker)
 
     def _route(self, worker: str, control: Control) -> bool:
@@ -171,6 +177,9 @@ class Dispatcher:
         the API node does not stop other hosts' workers)."""
         with self._lock:
             remote = worker in self._remotes
+            flight = self._flights.get(str(control.args.get("job_id")))
+        if remote and control.action == CANCEL and flight is not None and flight.worker == worker:
+            control = Control(CANCEL, {**control.args, "attempt": flight.attempt}, control.id)  # not a later one's
         if remote and control.action != "stop":
             self._push_control(worker, control)
         return remote
@@ -267,7 +276,7 @@ class Dispatcher:
                 shutil.rmtree(self.data_dir / "staging" / Path(str(event["staged"])).name, ignore_errors=True)
         elif op in ("progress", "preview") and (job_id, attempt) not in self._stale_cancelled:
             self._stale_cancelled.add((job_id, attempt))
-            self._push_control(worker, Control(CANCEL, {"job_id": job_id}))
+            self._push_control(worker, Control(CANCEL, {"job_id": job_id, "attempt": attempt}))
 
     def _land_outputs(self, job_id: str, event: dict[str, Any], outputs: list[str]) -> None:
         """Put a job's files into this node's outputs: moved from the staging dir, or written from the record."""
@@ -396,7 +405,7 @@ class Dispatcher:
         if flight is None:
             return
         log.warning("job %s (attempt %d) taken back from %s: %s", job_id, flight.attempt, flight.worker, why)
-        self._push_control(flight.worker, Control(CANCEL, {"job_id": job_id}))
+        self._push_control(flight.worker, Control(CANCEL, {"job_id": job_id, "attempt": flight.attempt}))
         if counted:
             self.queue.requeue(job_id, why)
         else:

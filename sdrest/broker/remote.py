@@ -72,6 +72,7 @@ class RemoteQueue:
         self._snapshots: dict[str, dict[str, Any]] = {}
         self._capabilities: dict[str, str] = {}  # worker -> what its build offers (kept in Redis by the heartbeat)
         self._local_controls: dict[str, collections.deque[Control]] = collections.defaultdict(collections.deque)
+        self._early_cancels: dict[str, set[tuple[str, int]]] = collections.defaultdict(set)  # (job, attempt)
         self._groups: set[str] = set()
         self._stopping = threading.Event()
         self._last_complaint = 0.0
@@ -133,6 +134,9 @@ class RemoteQueue:
         with self._lock:
             self._leases[job.id] = _Lease(worker, entry_id, job.attempts)
             self._snapshots[worker].update(job=job.id, attempt=job.attempts)
+            if (job.id, job.attempts) in self._early_cancels[worker]:
+                self._local_controls[worker].append(Control(CANCEL, {"job_id": job.id}))
+            self._early_cancels[worker].clear()  # the others were for attempts that will not come here
         self._beat(worker)
         return job
 
@@ -202,7 +206,21 @@ class RemoteQueue:
             return None
         record = loads(found[1])
         args = relocate(dict(record.get("args") or {}), MODELS, self.models_prefix)
-        return Control(str(record.get("action", "")), args, int(record.get("id") or 0))
+        control = Control(str(record.get("action", "")), args, int(record.get("id") or 0))
+        return control if self._for_this_attempt(worker, control) else None
+
+    def _for_this_attempt(self, worker: str, control: Control) -> bool:
+        """False for a cancel of an attempt this worker does not run: it must not stop a later attempt of the same
+        job. A cancel of an attempt not yet taken here waits for it (the job was dispatched, then cancelled)."""
+        if control.action != CANCEL or "attempt" not in control.args:
+            return True
+        job_id, attempt = str(control.args.get("job_id")), int(control.args["attempt"])
+        with self._lock:
+            lease = self._leases.get(job_id)
+            if lease is None:
+                self._early_cancels[worker].add((job_id, attempt))
+                return False
+        return lease.attempt == attempt
 
     def reply(self, worker: str, control_id: int, result: dict[str, Any]) -> None:
         """Answer control message ``control_id``."""

@@ -15,9 +15,11 @@ from typing import Any
 import redis
 from server_live import LiveServer, make_config, until
 
+import sdrest
 from sdrest.server.app import create_app
 
-ROOT = Path(__file__).resolve().parents[2]
+#: the folder holding the ``sdrest`` package these tests run against
+PACKAGE_ROOT = str(Path(sdrest.__file__).resolve().parents[1])
 
 
 def free_port() -> int:
@@ -72,13 +74,16 @@ class WorkerHost:
         self.name = name
         self.worker = f"{name}.0"
         self.log = folder / f"{name}.log"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+        # the sdrest these tests import (the installed one in CI, a checkout with its built module here), not the
+        # folder the command runs in
+        env = {**os.environ, "PYTHONSAFEPATH": "1",
+               "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sdrest", "worker", "--broker", broker, "--models-dir", str(models),
                  "--data-dir", str(folder / name), "--name", name, "--lease-seconds", str(lease), "--n-threads", "1",
                  "--cancel-grace-seconds", "60", *extra],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the worker host process alone (its worker process ends when it loses it)."""

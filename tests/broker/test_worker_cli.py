@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from broker_live import PACKAGE_ROOT
 
 
-def worker(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``sdrest worker ARGS`` with nothing in the environment that sets the broker."""
+def worker(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sdrest worker ARGS`` in ``tmp`` with nothing in the environment that sets the broker."""
     return subprocess.run([sys.executable, "-m", "sdrest", "worker", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)})
+                          cwd=tmp, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp), "PYTHONSAFEPATH": "1",
+                                                    "PYTHONPATH": PACKAGE_ROOT})
 
 
 @pytest.mark.parametrize(("args", "said"), [
@@ -24,8 +25,8 @@ def worker(*args: str) -> subprocess.CompletedProcess[str]:
     (("--broker", "redis://127.0.0.1:1/0", "--name", "two words"), "worker name 'two words'"),
     (("--broker", "redis://127.0.0.1:1/0", "--workers", "0"), "workers: must be at least 1"),
 ])
-def test_bad_settings_are_one_line(args: tuple[str, ...], said: str) -> None:
-    done = worker(*args)
+def test_bad_settings_are_one_line(tmp_path: Path, args: tuple[str, ...], said: str) -> None:
+    done = worker(tmp_path, *args)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and said in lines[0], done.stderr
