@@ -344,6 +344,9 @@ class RequestParser:
             raise invalid("image", "required")
         image = self.image(body["image"], "image").convert("RGB")
         factor = f.integer("upscale_factor", None, int(UPSCALE_FACTOR.minimum or 1), int(UPSCALE_FACTOR.maximum or 8))
+        for name in ("esrgan_model", "model"):
+            if name in body and not (isinstance(body[name], str) and body[name]):
+                raise invalid(name, "expected a model name (leave it out for the only ESRGAN model)")
         ref = body.get("esrgan_model") or body.get("model")
         if not ref:
             candidates = self.registry.search(kind="esrgan").items

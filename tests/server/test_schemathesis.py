@@ -33,7 +33,7 @@ from sdrest.server.app import create_app
 from sdrest.testing.signatures import SIGNATURES
 
 #: generated cases per operation (Hypothesis stops sooner where the document leaves few distinct inputs)
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 25
 #: small limits, still above what a request without width, height or steps asks for (512x512, 20 steps), so
 #: that generated requests are often valid; the stand-in runner makes each job a few milliseconds
 TINY_LIMITS = {"max_pixels": 512 * 512, "max_steps": 20, "max_batch": 2, "queue_limit": 4, "max_body_mb": 1}
