@@ -49,7 +49,7 @@ export class AccountView {
         'aria-label': `Account: ${me.username}`, 'aria-haspopup': 'dialog', onclick: () => this.openAccount() },
       h('span', { class: 'user-initial', 'aria-hidden': 'true' }, me.username.charAt(0).toUpperCase()),
       h('span', { class: 'user-name' }, me.username), me.role === 'admin' ? h('span', { class: 'badge' }, 'admin') : null),
-      me.login ? h('button', { type: 'button', class: 'ghost', onclick: () => this.logout() }, 'Log out') : null);
+      me.login ? h('button', { type: 'button', class: 'ghost logout', onclick: () => this.logout() }, 'Log out') : null);
   }
 
   /** The Account dialog: the user, and their API keys. */
@@ -92,6 +92,9 @@ export class AccountView {
         h('dt', {}, 'User'), h('dd', {}, me.username),
         h('dt', {}, 'Role'), h('dd', {}, me.role),
         h('dt', {}, 'Signed in with'), h('dd', {}, me.auth || '—')),
+      // on a narrow phone the header has no room for it: log out is here
+      me.login ? h('p', { class: 'account-logout' },
+        h('button', { type: 'button', class: 'ghost', onclick: () => this.logout() }, 'Log out')) : null,
       h('section', { class: 'keys', 'aria-labelledby': 'keys-title' },
         h('h3', { id: 'keys-title' }, 'API keys'),
         h('p', { class: 'muted' }, 'A key lets a script call the API as you: send it as ',
