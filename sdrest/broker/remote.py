@@ -128,8 +128,13 @@ class RemoteQueue:
                       owner=record.get("owner"), attempts=int(record["attempt"]))
             self._receive_inputs(job.id, record)
         except (KeyError, TypeError, ValueError, OSError) as exc:
-            log.error("%s: dropping a job entry it cannot read (%s)", worker, exc)
-            self._call(lambda: self.client.xack(inbox, WORKER_GROUP, entry_id))
+            log.error("%s: a job it cannot take (%s: %s)", worker, type(exc).__name__, exc)
+            if "id" in record and "attempt" in record:  # its outcome, so the API node does not wait for it
+                self._send_event("finish", worker, job_id=str(record["id"]), attempt=record["attempt"],
+                                 status="failed", outputs=[], result={}, seconds=0.0,
+                                 error=f"the worker could not take the job: {type(exc).__name__}: {exc}")
+            self._call(lambda: self.client.pipeline().xack(inbox, WORKER_GROUP, entry_id).xdel(inbox, entry_id)
+                       .execute())
             return None
         with self._lock:
             self._leases[job.id] = _Lease(worker, entry_id, job.attempts)
