@@ -21,6 +21,15 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(scope="module")
+def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models dir laid out with the synthetic models (real tiny weights; hard links to the cache), one per module:
+    a module may add files of its own."""
+    root = tmp_path_factory.mktemp("models")
+    synthetic.populate_models_dir(root)
+    return root
+
+
 @pytest.fixture(scope="session")
 def sd1_path() -> Path:
     """A full-size SD1.x checkpoint with random weights."""

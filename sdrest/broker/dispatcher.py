@@ -29,16 +29,19 @@ from typing import Any
 
 import redis
 
-from sdrest.broker.remote import UNREACHABLE
 from sdrest.broker.wire import (
     API_GROUP,
     MODELS,
+    UNREACHABLE,
     WORKER_GROUP,
+    Complaints,
     Keys,
+    create_group,
     dumps,
     folder_prefix,
     loads,
     relocate,
+    settle,
 )
 from sdrest.jobs.queue import CANCEL, Control, LocalQueue
 from sdrest.jobs.store import FAILED, Job
@@ -87,7 +90,7 @@ class Dispatcher:
         self._stale_cancelled: set[tuple[str, int]] = set()
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._last_complaint = 0.0
+        self._complaints = Complaints(log)
         self._threads = [threading.Thread(target=target, name=f"sdrest-broker-{name}", daemon=True)
                          for name, target in (("dispatch", self._dispatch_loop), ("events", self._events_loop),
                                               ("watch", self._watch_loop))]
@@ -150,7 +153,7 @@ class Dispatcher:
             except (*UNREACHABLE, OSError) as exc:
                 with self._lock:
                     self._flights.pop(job.id, None)
-                self._complain(f"could not dispatch job {job.id} to {worker}: {exc}")
+                self._complaints.say(f"could not dispatch job {job.id} to {worker}: {exc}")
                 self.queue.hand_back(job.id, "the broker is unreachable")
                 self._stopping.wait(1.0)
 
@@ -188,16 +191,12 @@ class Dispatcher:
         key = self.keys.control(worker)
         args = relocate(control.args, self.models_prefix, MODELS)  # a model to load or unload: under its models dir
         record = dumps({"action": control.action, "args": args, "id": control.id})
-        self._call(lambda: self.client.pipeline().rpush(key, record).expire(key, 300).execute())
+        self._complaints.call(lambda: self.client.pipeline().rpush(key, record).expire(key, 300).execute())
 
     # -- what workers report --------------------------------------------------------------------
 
     def _ensure_events_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.keys.events, API_GROUP, id="$", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        create_group(self.client, self.keys.events, API_GROUP, "$")
 
     def _events_loop(self) -> None:
         backlog = True  # first what was delivered but not acknowledged before a restart
@@ -206,12 +205,12 @@ class Dispatcher:
                 found = self.client.xreadgroup(API_GROUP, "api", {self.keys.events: "0" if backlog else ">"},
                                                count=200, block=500)
             except redis.ResponseError as exc:  # the group went away (a Redis restart)
-                self._complain(f"reading the events: {exc}")
-                self._call(self._ensure_events_group)
+                self._complaints.say(f"reading the events: {exc}")
+                self._complaints.call(self._ensure_events_group)
                 self._stopping.wait(0.2)
                 continue
             except UNREACHABLE as exc:
-                self._complain(f"the broker is unreachable: {exc}")
+                self._complaints.say(f"the broker is unreachable: {exc}")
                 self._stopping.wait(1.0)
                 continue
             entries = found[0][1] if found else []
@@ -222,8 +221,7 @@ class Dispatcher:
                     self._handle(loads(fields.get("e", "")))
                 except Exception:
                     log.exception("an event from the broker could not be handled")
-                self._call(lambda e=entry_id: self.client.pipeline().xack(self.keys.events, API_GROUP, e)
-                           .xdel(self.keys.events, e).execute())
+                self._complaints.call(lambda e=entry_id: settle(self.client, self.keys.events, API_GROUP, e))
 
     def _handle(self, event: dict[str, Any]) -> None:
         op, worker = event.get("op"), str(event.get("worker", ""))
@@ -294,7 +292,7 @@ class Dispatcher:
             (target / Path(name).name).write_bytes(base64.b64decode(files[name]))
 
     def _learn_capabilities(self, worker: str) -> None:
-        text = self._call(lambda: self.client.get(self.keys.capabilities(worker)))
+        text = self._complaints.call(lambda: self.client.get(self.keys.capabilities(worker)))
         capabilities = loads(text) if text else {}
         with self._lock:
             remote = self._remotes.get(worker)
@@ -313,7 +311,7 @@ class Dispatcher:
                 self._read_heartbeats()
                 self._reclaim_lapsed()
             except UNREACHABLE as exc:
-                self._complain(f"the broker is unreachable: {exc}")
+                self._complaints.say(f"the broker is unreachable: {exc}")
                 self._forget_all("the broker is unreachable")
 
     def _read_heartbeats(self) -> None:
@@ -333,7 +331,7 @@ class Dispatcher:
                     if time.monotonic() - remote.missing_since > self.lease_seconds / 2:
                         self._lost_worker(name, "its heartbeat stopped")
                 else:  # a name a worker of an earlier life left
-                    self._call(lambda n=name: self.client.srem(self.keys.workers, n))
+                    self._complaints.call(lambda n=name: self.client.srem(self.keys.workers, n))
                 continue
             info = relocate({k: record[k] for k in ("alive", "pid", "device", "loaded", "restarts", "last_exit",
                                                     "started_at", "memory_available_mb") if k in record},
@@ -359,8 +357,8 @@ class Dispatcher:
         for job_id in jobs:
             self._reclaim(job_id, f"its worker {name} is gone ({why})", counted=True)
         self.queue.forget(name)
-        self._call(lambda: self.client.pipeline().delete(self.keys.inbox(name), self.keys.control(name))
-                   .srem(self.keys.workers, name).execute())
+        self._complaints.call(lambda: self.client.pipeline().delete(self.keys.inbox(name), self.keys.control(name))
+                              .srem(self.keys.workers, name).execute())
 
     def _reclaim_lapsed(self) -> None:
         """Jobs whose worker stopped renewing its lease: claimed here (``XAUTOCLAIM``), then run again."""
@@ -375,7 +373,7 @@ class Dispatcher:
                 self._forget_worker_flights(worker, "the broker lost it (a Redis restart)")
                 continue
             for entry_id, fields in claimed:
-                self.client.pipeline().xack(inbox, WORKER_GROUP, entry_id).xdel(inbox, entry_id).execute()
+                settle(self.client, inbox, WORKER_GROUP, entry_id)
                 record = loads((fields or {}).get("job", ""))
                 job_id, attempt = str(record.get("id", "")), int(record.get("attempt") or 0)
                 with self._lock:
@@ -411,18 +409,3 @@ class Dispatcher:
         else:
             self.queue.hand_back(job_id, why)
         self._wake.set()
-
-    # -- helpers --------------------------------------------------------------------------------
-
-    def _call(self, fn: Any) -> Any:
-        try:
-            return fn()
-        except UNREACHABLE as exc:
-            self._complain(f"the broker is unreachable: {exc}")
-            return None
-
-    def _complain(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_complaint > 10:
-            self._last_complaint = now
-            log.warning("%s", message)

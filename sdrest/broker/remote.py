@@ -22,14 +22,24 @@ from typing import Any
 
 import redis
 
-from sdrest.broker.wire import EVENTS_MAXLEN, MODELS, WORKER_GROUP, Keys, dumps, folder_prefix, loads, relocate
+from sdrest.broker.wire import (
+    EVENTS_MAXLEN,
+    MODELS,
+    UNREACHABLE,
+    WORKER_GROUP,
+    Complaints,
+    Keys,
+    create_group,
+    dumps,
+    folder_prefix,
+    loads,
+    relocate,
+    settle,
+)
 from sdrest.jobs.queue import CANCEL, Control
 from sdrest.jobs.store import RUNNING, Job
 
 log = logging.getLogger("sdrest.broker")
-
-#: Redis errors that mean "not reachable now": retried, never fatal.
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
 class _Lease:
@@ -75,7 +85,7 @@ class RemoteQueue:
         self._early_cancels: dict[str, set[tuple[str, int]]] = collections.defaultdict(set)  # (job, attempt)
         self._groups: set[str] = set()
         self._stopping = threading.Event()
-        self._last_complaint = 0.0
+        self._complaints = Complaints(log)
         self._beats = threading.Thread(target=self._beat_loop, name="sdrest-broker-heartbeat", daemon=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -85,7 +95,7 @@ class RemoteQueue:
         for worker in workers:
             self._snapshots[worker] = {"name": worker, "host": self.host, "alive": False, "loaded": [], "job": None,
                                        "attempt": None, "shared": self.shared_dir is not None}
-            self._call(lambda w=worker: self.client.delete(self.keys.inbox(w), self.keys.control(w)))
+            self._complaints.call(lambda w=worker: self.client.delete(self.keys.inbox(w), self.keys.control(w)))
             self._groups.discard(self.keys.inbox(worker))
             self._beat(worker)
         self._beats.start()
@@ -98,7 +108,7 @@ class RemoteQueue:
         with self._lock:
             names = list(self._snapshots)
         for worker in names:
-            self._call(lambda w=worker: self.client.delete(self.keys.heartbeat(w)))
+            self._complaints.call(lambda w=worker: self.client.delete(self.keys.heartbeat(w)))
 
     # -- the worker side of the queue -----------------------------------------------------------
 
@@ -112,10 +122,10 @@ class RemoteQueue:
         except redis.ResponseError as exc:  # the inbox went away (an API node or Redis restart): make it again
             self._groups.discard(inbox)
             if "NOGROUP" not in str(exc):
-                self._complain(f"reading {inbox}: {exc}")
+                self._complaints.say(f"reading {inbox}: {exc}")
             return None
         except UNREACHABLE as exc:
-            self._complain(f"Redis is unreachable: {exc}")
+            self._complaints.say(f"Redis is unreachable: {exc}")
             self._stopping.wait(timeout)
             return None
         if not found:
@@ -133,8 +143,7 @@ class RemoteQueue:
                 self._send_event("finish", worker, job_id=str(record["id"]), attempt=record["attempt"],
                                  status="failed", outputs=[], result={}, seconds=0.0,
                                  error=f"the worker could not take the job: {type(exc).__name__}: {exc}")
-            self._call(lambda: self.client.pipeline().xack(inbox, WORKER_GROUP, entry_id).xdel(inbox, entry_id)
-                       .execute())
+            self._complaints.call(lambda: settle(self.client, inbox, WORKER_GROUP, entry_id))
             return None
         with self._lock:
             self._leases[job.id] = _Lease(worker, entry_id, job.attempts)
@@ -204,7 +213,7 @@ class RemoteQueue:
         try:
             found = self.client.blpop([self.keys.control(worker)], timeout=max(0.01, timeout))
         except UNREACHABLE as exc:
-            self._complain(f"Redis is unreachable: {exc}")
+            self._complaints.say(f"Redis is unreachable: {exc}")
             self._stopping.wait(timeout)
             return None
         if not found:
@@ -268,8 +277,7 @@ class RemoteQueue:
     def _done(self, job_id: str, lease: _Lease) -> None:
         """The entry is answered: acknowledge and delete it, clear the scratch folders, say the worker is free."""
         inbox = self.keys.inbox(lease.worker)
-        self._call(lambda: self.client.pipeline().xack(inbox, WORKER_GROUP, lease.entry_id)
-                   .xdel(inbox, lease.entry_id).execute())
+        self._complaints.call(lambda: settle(self.client, inbox, WORKER_GROUP, lease.entry_id))
         for folder in ("inputs", "outputs"):
             shutil.rmtree(self.scratch / folder / job_id, ignore_errors=True)
         self._beat(lease.worker)
@@ -290,7 +298,7 @@ class RemoteQueue:
             kept = self.client.xclaim(self.keys.inbox(lease.worker), WORKER_GROUP, lease.worker, 0,
                                       [lease.entry_id], justid=True)
         except UNREACHABLE as exc:
-            self._complain(f"cannot renew the lease of job {job_id}: {exc}")
+            self._complaints.say(f"cannot renew the lease of job {job_id}: {exc}")
             return
         except redis.ResponseError:
             kept = []
@@ -314,7 +322,7 @@ class RemoteQueue:
         if capabilities is not None:  # written first: a heartbeat that says ready finds them
             pipe.set(self.keys.capabilities(worker), capabilities, px=4 * ttl)
         pipe.set(self.keys.heartbeat(worker), dumps(record), px=ttl).sadd(self.keys.workers, worker)
-        self._call(pipe.execute)
+        self._complaints.call(pipe.execute)
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -326,28 +334,11 @@ class RemoteQueue:
 
     def _send_event(self, op: str, worker: str, **fields: Any) -> None:
         record = dumps({"op": op, "worker": worker, **fields})
-        self._call(lambda: self.client.xadd(self.keys.events, {"e": record}, maxlen=EVENTS_MAXLEN, approximate=True))
+        self._complaints.call(lambda: self.client.xadd(self.keys.events, {"e": record}, maxlen=EVENTS_MAXLEN,
+                                                       approximate=True))
 
     def _ensure_group(self, stream: str) -> None:
         if stream in self._groups:
             return
-        try:
-            self.client.xgroup_create(stream, WORKER_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        create_group(self.client, stream, WORKER_GROUP, "0")
         self._groups.add(stream)
-
-    def _call(self, fn: Any) -> Any:
-        """``fn()``, or None when Redis is unreachable (said in the log at most every 10 s)."""
-        try:
-            return fn()
-        except UNREACHABLE as exc:
-            self._complain(f"Redis is unreachable: {exc}")
-            return None
-
-    def _complain(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_complaint > 10:
-            self._last_complaint = now
-            log.warning("%s", message)

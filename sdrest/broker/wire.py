@@ -16,11 +16,19 @@ Keys (all under the namespace, ``sdrest`` by default):
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import redis
+
+T = TypeVar("T")
+
+#: Redis errors that mean "not reachable now": retried, never fatal.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 #: The consumer group on every inbox, and the API node's group on the events stream.
 WORKER_GROUP, API_GROUP = "sdrest", "api"
 #: The events stream keeps about this many entries (older ones were read long ago).
@@ -75,8 +83,6 @@ class Keys:
 
 def connect(url: str) -> Any:
     """A Redis client for ``url`` (``redis://host:port/db``, ``rediss://``, ``unix://``), answers as text."""
-    import redis
-
     return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30,
                                 health_check_interval=30)
 
@@ -109,3 +115,40 @@ def loads(text: str | bytes) -> dict[str, Any]:
     except (ValueError, TypeError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def create_group(client: redis.Redis, stream: str, group: str, start: str) -> None:
+    """Create consumer ``group`` on ``stream`` (and the stream) reading from ``start``; a no-op when it exists."""
+    try:
+        client.xgroup_create(stream, group, id=start, mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def settle(client: redis.Redis, stream: str, group: str, entry_id: str) -> None:
+    """Acknowledge entry ``entry_id`` of ``stream`` for ``group`` and delete it: it is done with."""
+    client.pipeline().xack(stream, group, entry_id).xdel(stream, entry_id).execute()
+
+
+class Complaints:
+    """What goes wrong with Redis, said in ``log`` at most every 10 s (an outage must not flood the log)."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._last = 0.0
+
+    def call(self, fn: Callable[[], T]) -> T | None:
+        """``fn()``, or None when Redis is unreachable."""
+        try:
+            return fn()
+        except UNREACHABLE as exc:
+            self.say(f"Redis is unreachable: {exc}")
+            return None
+
+    def say(self, message: str) -> None:
+        """Log ``message`` as a warning unless one was logged in the last 10 s."""
+        now = time.monotonic()
+        if now - self._last > 10:
+            self._last = now
+            self._log.warning("%s", message)

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 import redis
 from server_live import LiveServer, make_config, until
 

@@ -22,15 +22,6 @@ from broker_live import Cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models dir with the synthetic models (hard links to the cache)."""
-    synthetic = pytest.importorskip("sdrest.testing.synthetic")
-    root = tmp_path_factory.mktemp("models")
-    synthetic.populate_models_dir(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> Iterator[Cluster]:
     """One cluster for the module: Redis, the API node, three worker hosts."""
     found = Cluster(tmp_path_factory.mktemp("cluster"), synthetic_models, max_attempts=3)

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from broker_live import PACKAGE_ROOT
 
 

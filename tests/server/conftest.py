@@ -84,15 +84,6 @@ def fake_server(tmp_path: Path, fake_models: Path, fake_runner: FakeRunner, requ
 
 
 @pytest.fixture(scope="module")
-def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models dir laid out with the synthetic models (hard links to the cache)."""
-    synthetic = pytest.importorskip("sdrest.testing.synthetic")
-    root = tmp_path_factory.mktemp("models")
-    synthetic.populate_models_dir(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def real_server(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> Iterator[LiveServer]:
     """One live server with the real runner, shared by a test module (the model loads once)."""
     tmp = tmp_path_factory.mktemp("server")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "server"))  # server_live, the live-server helpers
+sys.path.insert(0, str(Path(__file__).parent))  # browser_device
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +25,24 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models dir laid out with the synthetic models (real tiny weights; hard links to the cache)."""
-    synthetic = pytest.importorskip("sdrest.testing.synthetic")
-    root = tmp_path_factory.mktemp("models")
-    synthetic.populate_models_dir(root)
-    return root
+def browser() -> Iterator[Any]:
+    """Chromium, headless (no sandbox: CI runs as root)."""
+    from playwright.sync_api import sync_playwright
+
+    from sdrest.testing.browser import chromium_path
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def device(browser: Any, live: Any) -> Iterator[Any]:
+    """A desktop device on the module's ``live`` server; the test fails if the page logged a console error."""
+    from browser_device import Device
+
+    made = Device(browser, live)
+    yield made
+    made.close()
+    assert made.errors == []

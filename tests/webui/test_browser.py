@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_live import AUTH_USERS, LiveServer, add_users, make_config, password_of, until
+from browser_device import DESKTOP, PHONE, Device
+from server_live import AUTH_USERS, LiveServer, add_users, make_config, until
 
 from sdrest.server.app import create_app
 from sdrest.testing.browser import chromium_path
@@ -23,8 +24,6 @@ pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium bin
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 #: long enough on a busy 2-core machine to catch the job mid-run
 SLOW_STEPS = 40
 GENERATION_SECONDS = 240
@@ -40,56 +39,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> It
     add_users(config.data_dir, AUTH_USERS)
     with LiveServer(create_app(config)) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium, headless (no sandbox: CI runs as root)."""
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-class Device:
-    """One browser context (its own cookies and storage: a device) with one page, recording console errors."""
-
-    def __init__(self, browser: Any, live: LiveServer, viewport: dict[str, int] = DESKTOP,
-                 scheme: str = "light") -> None:
-        self.live = live
-        self.context = browser.new_context(viewport=viewport, color_scheme=scheme)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.expected: list[str] = []  # console errors a test provokes on purpose (an API error it shows)
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def _console(self, message: Any) -> None:
-        if message.type == "error" and not any(text in message.text for text in self.expected):
-            self.errors.append(message.text)
-
-    def login(self, user: str) -> Any:
-        """Open the UI and log in through its form; the page, once the Generate view shows."""
-        page = self.page
-        page.goto(f"{self.live.url}/")
-        page.get_by_label("User name").fill(user)
-        page.get_by_label("Password").fill(password_of(user))
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("button", name="Generate")).to_be_visible()
-        expect(page.get_by_role("contentinfo", name="Status")).to_contain_text("Live")
-        return page
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def device(browser: Any, live: LiveServer) -> Iterator[Device]:
-    """A desktop device; the test fails if the page logged a console error."""
-    made = Device(browser, live)
-    yield made
-    made.close()
-    assert made.errors == []
 
 
 def queue_of(page: Any) -> Any:

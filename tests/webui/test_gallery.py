@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
-from server_live import AUTH_USERS, LiveServer, add_users, client_as, login, make_config, password_of, wait_job
+from browser_device import DESKTOP, PHONE, Device
+from server_live import AUTH_USERS, LiveServer, add_users, client_as, login, make_config, wait_job
 
 from sdrest.jobs.outputs import a1111_parameters, save_png
 from sdrest.jobs.tasks import TaskContext, TaskResult
@@ -29,8 +30,6 @@ pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium bin
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 #: alice's jobs, oldest first (so the gallery, newest first, shows them in reverse): prompt -> (width, height, seed)
 ALICE = {
     "a red fox in the snow": (64, 64, 11),
@@ -79,50 +78,12 @@ def live(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> It
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium, headless (no sandbox: CI runs as root)."""
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-class Device:
-    """One browser context with one page, recording console errors."""
-
-    def __init__(self, browser: Any, live: LiveServer, viewport: dict[str, int] = DESKTOP,
-                 scheme: str = "light") -> None:
-        self.live = live
-        self.context = browser.new_context(viewport=viewport, color_scheme=scheme)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def gallery(self, user: str) -> Any:
-        """Log in as ``user`` and open the Gallery view; the page, once its first page of results shows."""
-        page = self.page
-        page.goto(f"{self.live.url}/")
-        page.get_by_label("User name").fill(user)
-        page.get_by_label("Password").fill(password_of(user))
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("button", name="Generate")).to_be_visible()
-        page.get_by_role("link", name="Gallery").click()
-        expect(gallery_of(page).get_by_role("status")).to_contain_text("image")
-        return page
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def device(browser: Any, live: LiveServer) -> Iterator[Device]:
-    """A desktop device; the test fails if the page logged a console error."""
-    made = Device(browser, live)
-    yield made
-    made.close()
-    assert made.errors == []
+def open_gallery(device: Device, user: str) -> Any:
+    """Log in as ``user`` and open the Gallery view; the page, once its first page of results shows."""
+    page = device.login(user)
+    page.get_by_role("link", name="Gallery").click()
+    expect(gallery_of(page).get_by_role("status")).to_contain_text("image")
+    return page
 
 
 def gallery_of(page: Any) -> Any:
@@ -142,7 +103,7 @@ def viewer(page: Any) -> Any:
 
 
 def test_search_by_prompt_text_and_the_starred_filter(device: Device, live: LiveServer) -> None:
-    page = device.gallery("alice")
+    page = open_gallery(device, "alice")
     expect(thumbnails(page)).to_have_count(len(ALICE))
     assert names(page) == list(reversed(ALICE))  # newest first, and none of bob's
     img = thumbnails(page).first
@@ -191,7 +152,7 @@ def test_search_by_prompt_text_and_the_starred_filter(device: Device, live: Live
 
 
 def test_the_full_view_navigates_by_keyboard_and_deletes(device: Device, live: LiveServer) -> None:
-    page = device.gallery("alice")
+    page = open_gallery(device, "alice")
     first = list(reversed(ALICE))
     expect(thumbnails(page)).to_have_count(len(first))
     gallery_of(page).get_by_role("button", name=f"Open image: {first[0]}").click()
@@ -230,7 +191,7 @@ def test_the_full_view_navigates_by_keyboard_and_deletes(device: Device, live: L
 
 
 def test_reuse_a_results_parameters_in_the_generate_form(device: Device, live: LiveServer) -> None:
-    page = device.gallery("alice")
+    page = open_gallery(device, "alice")
     gallery_of(page).get_by_role("button", name="Open image: a red barn at dusk").click()
     viewer(page).get_by_role("button", name="Reuse all").click()
     expect(page).to_have_url(re.compile(r"#/generate$"))
@@ -261,7 +222,7 @@ def test_reuse_a_results_parameters_in_the_generate_form(device: Device, live: L
 
 
 def test_compare_two_results_with_the_slider_and_side_by_side(device: Device) -> None:
-    page = device.gallery("alice")
+    page = open_gallery(device, "alice")
     gallery = gallery_of(page)
     compare_button = gallery.get_by_role("button", name="Compare", exact=True)
     gallery.get_by_role("checkbox", name="Select for comparison: a red fox in the snow").check()
@@ -289,7 +250,7 @@ def test_compare_two_results_with_the_slider_and_side_by_side(device: Device) ->
 
 
 def test_a_user_sees_only_their_own_jobs(device: Device) -> None:
-    page = device.gallery("bob")
+    page = open_gallery(device, "bob")
     expect(thumbnails(page)).to_have_count(1)
     assert names(page) == list(BOB)
     search = page.get_by_role("search", name="Search the gallery")
@@ -310,7 +271,7 @@ def test_the_next_page_loads_as_the_end_of_the_grid_comes_into_view(device: Devi
             ids.append(response.json()["job_id"])
         for job_id in ids:
             wait_job(client, job_id)
-    page = device.gallery("admin")
+    page = open_gallery(device, "admin")
     search = page.get_by_role("search", name="Search the gallery")
     search.get_by_label("Search prompts").fill("tile number")
     search.get_by_label("Search prompts").press("Enter")
@@ -330,7 +291,7 @@ def test_screenshots_of_the_gallery_and_compare(browser: Any, live: LiveServer, 
     made = Device(browser, live, viewport, scheme)
     name = f"{'desktop' if viewport is DESKTOP else 'phone'}-{scheme}"
     try:
-        page = made.gallery("alice")
+        page = open_gallery(made, "alice")
         expect(thumbnails(page).first).to_be_visible()
         page.wait_for_function(LOADED, arg=".gallery-grid img")
         page.screenshot(path=str(artifacts / f"gallery-{name}.png"))

@@ -12,15 +12,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image, ImageDraw, PngImagePlugin
-from server_live import AUTH_USERS, LiveServer, add_users, client_as, login, make_config, password_of, until
+from browser_device import DESKTOP, PHONE, Device
+from server_live import AUTH_USERS, LiveServer, add_users, client_as, login, make_config, until
 
 from sdrest.infotext import infotext
 from sdrest.server.app import create_app
@@ -31,8 +30,6 @@ pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium bin
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 JOB_SECONDS = 240
 SIZE = 64
 
@@ -49,52 +46,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> It
     add_users(config.data_dir, AUTH_USERS)
     with LiveServer(create_app(config)) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-class Device:
-    """One browser context with one page, recording console errors (those a test expects aside)."""
-
-    def __init__(self, browser: Any, live: LiveServer, viewport: dict[str, int] = DESKTOP, scheme: str = "light"):
-        self.live = live
-        self.context = browser.new_context(viewport=viewport, color_scheme=scheme)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.expected: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def _console(self, message: Any) -> None:
-        if message.type == "error" and not any(text in message.text for text in self.expected):
-            self.errors.append(message.text)
-
-    def login(self, user: str = "admin") -> Any:
-        page = self.page
-        page.goto(f"{self.live.url}/")
-        page.get_by_label("User name").fill(user)
-        page.get_by_label("Password").fill(password_of(user))
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("button", name="Generate")).to_be_visible()
-        expect(page.get_by_role("contentinfo", name="Status")).to_contain_text("Live")
-        return page
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def device(browser: Any, live: LiveServer) -> Iterator[Device]:
-    made = Device(browser, live)
-    yield made
-    made.close()
-    assert made.errors == []
 
 
 def png(width: int = SIZE, height: int = SIZE, text: dict[str, str] | None = None, itxt: bool = False) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_device import DESKTOP, PHONE, Device
 from server_live import AUTH_USERS, LiveServer, add_users, make_config, password_of
 
 from sdrest.server.app import create_app
@@ -25,8 +26,6 @@ pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium bin
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 STUBS = 2000
 #: two tensors of an SD1 LoRA: enough for the registry to classify a header-only file
 LORA = [("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight", (4, 768)),
@@ -54,45 +53,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path) -> It
     add_users(config.data_dir, AUTH_USERS)
     with LiveServer(create_app(config)) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-class Device:
-    """One browser context with one page; console errors are collected (the test fails on them)."""
-
-    def __init__(self, browser: Any, live: LiveServer, viewport: dict[str, int] = DESKTOP, scheme: str = "light",
-                 ) -> None:
-        self.live = live
-        self.context = browser.new_context(viewport=viewport, color_scheme=scheme)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def login(self, user: str) -> Any:
-        page = self.page
-        page.goto(f"{self.live.url}/")
-        page.get_by_label("User name").fill(user)
-        page.get_by_label("Password").fill(password_of(user))
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("button", name="Generate")).to_be_visible()
-        expect(page.get_by_role("contentinfo", name="Status")).to_contain_text("Live")
-        return page
-
-
-@pytest.fixture
-def device(browser: Any, live: LiveServer) -> Iterator[Device]:
-    made = Device(browser, live)
-    yield made
-    made.context.close()
-    assert made.errors == []
 
 
 def queue_item(page: Any, prompt: str) -> Any:
