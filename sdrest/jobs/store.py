@@ -331,7 +331,11 @@ class JobStore(Database):
         """The job :meth:`claim_next` would take now, left waiting."""
         with self._lock:
             order = self._queue_order(kinds)
-        return self.get(order[0]) if order else None
+            if not order:
+                return None
+            job = self._row_to_job(self._db.execute("SELECT * FROM jobs WHERE id = ?", (order[0],)).fetchone())
+        job.position = 1  # first in the order just computed: no second pass for the position
+        return job
 
     def _queue_order(self, kinds: Iterable[str] | None = None) -> list[str]:
         """Ids of the waiting jobs (of ``kinds``) in the order they are served (call with the lock held).

@@ -11,11 +11,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helpers module beside this file
 
-from server_live import AUTH_USERS, FakeRunner, LiveServer, add_users, make_config
+from server_live import AUTH_USERS, FakeRunner, LiveServer, add_users, client_as, login, make_config
 
 from sdrest.server.app import create_app
 
@@ -111,3 +112,12 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
     with LiveServer(create_app(config, runner=runner)) as live:
         live.runner = runner
         yield live
+
+
+@pytest.fixture(scope="module")
+def clients(auth_server: LiveServer) -> Iterator[dict[str, httpx.Client]]:
+    """A logged-in client of :func:`auth_server` per user."""
+    made = {name: client_as(auth_server, login(auth_server, name)["access_token"]) for name in ("admin", "alice", "bob")}
+    yield made
+    for client in made.values():
+        client.close()

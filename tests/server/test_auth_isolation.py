@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from server_live import LiveServer, client_as, login, sse_events, until, wait_job
+from server_live import LiveServer, login, sse_events, until, wait_job
 
 from sdrest.server.errors import ApiError
 from sdrest.server.spec import ADMIN, PUBLIC, ApiRoute
@@ -18,15 +17,6 @@ from sdrest.server.spec import ADMIN, PUBLIC, ApiRoute
 UI_ORIGIN = "http://ui.example:3000"
 AUTH_SETTINGS = {"cors_origins": UI_ORIGIN}
 SMALL = {"prompt": "a lighthouse", "steps": 2, "width": 64, "height": 64}
-
-
-@pytest.fixture(scope="module")
-def clients(auth_server: LiveServer) -> Iterator[dict[str, httpx.Client]]:
-    """A logged-in client per user."""
-    made = {name: client_as(auth_server, login(auth_server, name)["access_token"]) for name in ("admin", "alice", "bob")}
-    yield made
-    for client in made.values():
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,11 @@ input is a 4xx with a JSON message."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from server_live import LiveServer, client_as, login, until, wait_job
+from server_live import LiveServer, until, wait_job
 
 from sdrest.jobs.store import JobSearch, JobStore
 
@@ -20,15 +19,6 @@ JOBS = {  # prompt -> (owner, extra fields)
     "Crème brûlée on a plate": ("alice", {}),
     "a blue whale": ("bob", {"negative_prompt": "fox"}),
 }
-
-
-@pytest.fixture(scope="module")
-def clients(auth_server: LiveServer) -> Iterator[dict[str, httpx.Client]]:
-    """A logged-in client per user."""
-    made = {name: client_as(auth_server, login(auth_server, name)["access_token"]) for name in ("admin", "alice", "bob")}
-    yield made
-    for client in made.values():
-        client.close()
 
 
 @pytest.fixture(scope="module")
