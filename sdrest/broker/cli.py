@@ -85,12 +85,14 @@ def work(args: argparse.Namespace) -> int:
     queue.start(names)
     for host in hosts:
         host.start()
-    logging.getLogger("sdrest.broker").info("%d worker(s) %s taking jobs from %s", len(hosts), ", ".join(names),
-                                            config.broker.split("@")[-1])
+    log = logging.getLogger("sdrest.broker")
+    log.info("%d worker(s) %s taking jobs from %s", len(hosts), ", ".join(names), config.broker.split("@")[-1])
     stop.wait()
+    log.info("stopping: a running job goes back to the queue")
     for host in hosts:
         host.request_stop()
     for host in hosts:
         host.stop()
     queue.close()
+    log.info("stopped")
     return 0
