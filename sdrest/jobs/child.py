@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     found = capabilities()
     queue.report(spec.name, {"alive": True, "pid": os.getpid(), "device": spec.device, "host": "process",
                              "capabilities": found, "loaded": []})
+    sdcpp = found["sdcpp"]  # a copy built from an sdist has no git history: sd.cpp then reports "unknown"
+    version = sdcpp.get("version", "unknown")
+    label = version if version != "unknown" else f"from {sdcpp.get('pin', 'an unknown source')}"
     logging.getLogger("sdrest.jobs").info("ready: sd.cpp %s, %s, device %s, pid %d",
-                                          found["sdcpp"].get("version", "?"), found["backend"], spec.device,
-                                          os.getpid())
+                                          label, found["backend"], spec.device, os.getpid())
     worker.run()
     queue.close()
     return 0

@@ -44,6 +44,7 @@ def test_a_worker_process_reports_logs_dies_and_comes_back(tmp_path: Path, caplo
         worker = service.queue.workers()[0]
         assert worker.alive and worker.host == "process" and worker.pid != os.getpid()
         until(lambda: "worker-0 sdrest.jobs: ready: sd.cpp" in caplog.text, 30, "no ready line in the log")
+        assert "ready: sd.cpp unknown" not in caplog.text  # the pinned source is named when sd.cpp has no version
         os.kill(worker.pid, signal.SIGSEGV)
         until(lambda: service.queue.workers()[0].restarts == 1 and service.queue.workers()[0].alive
               and service.queue.workers()[0].pid != worker.pid, 60, "the worker was not restarted")
