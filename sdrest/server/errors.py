@@ -10,7 +10,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Send
+from starlette.routing import Match
+from starlette.types import Message, Scope, Send
 
 log = logging.getLogger("sdrest.server")
 
@@ -62,14 +63,40 @@ def _answer(request: Request, error: ApiError) -> Response:
     return error_response(error.status, error.code, error.message, error.field, error.headers)
 
 
-async def send_error(send: Send, status: int, code: str, message: str,
+def _dialect_of(scope: Scope) -> ErrorFormat | None:
+    """The error format of the route ``scope`` is for: the one the route set, else the one of the route its path
+    matches (for a refusal made before any route ran); None for a native route."""
+    found: ErrorFormat | None = scope.get(ERROR_FORMAT)
+    if found is not None:
+        return found
+    router = getattr(scope.get("app"), "router", None)
+    for route in getattr(router, "routes", ()):
+        dialect = getattr(route, "error_format", None)
+        if dialect is not None and route.matches(scope)[0] != Match.NONE:
+            return dialect  # type: ignore[no-any-return]
+    return None
+
+
+async def send_error(scope: Scope, send: Send, status: int, code: str, message: str,
                      headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    """The JSON error body, sent straight through ASGI (for middleware, which answers before any route)."""
+    """The JSON error body, sent straight through ASGI (for middleware, which answers before any route), in the
+    shape of the dialect of the route it was meant for."""
+    dialect = _dialect_of(scope)
+    if dialect is not None:
+        error = ApiError(status, message, code=code,
+                         headers={name.decode("latin-1"): value.decode("latin-1") for name, value in headers})
+        await dialect(error)(scope, _no_body, send)
+        return
     data = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": data})
+
+
+async def _no_body() -> Message:
+    """The ``receive`` of a response sent in place of the route's: the request is not read any further."""
+    return {"type": "http.disconnect"}
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdrest.server.errors import send_error
@@ -87,8 +88,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+#: how long a refused body is read on, so that the 413 reaches the client
+DRAIN_SECONDS = 10.0
+
+
 class BodyLimit:
-    """Refuse bodies larger than ``max_bytes`` with a JSON 413 (by Content-Length, and while streaming)."""
+    """Refuse bodies larger than ``max_bytes`` with a JSON 413 (by Content-Length, and while streaming).
+
+    Before answering, the rest of a refused body is read and dropped, up to as much again as the limit and for
+    :data:`DRAIN_SECONDS`: a server that closes a connection with unread data makes the kernel reset it, and the
+    reset can destroy the answer before the client reads it. A body drained whole leaves the connection usable.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -105,16 +115,18 @@ class BodyLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await self._refuse(send)
+                    await self._refuse(scope, send, drained=await self._drain(receive, 0))
                     return
         seen = 0
+        ended = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, ended
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     raise _TooLarge()
             return message
@@ -129,11 +141,23 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, send, drained=ended or await self._drain(receive, seen))
 
-    async def _refuse(self, send: Send) -> None:
-        await send_error(send, 413, "too_large", f"the request body is larger than {self.max_bytes} bytes",
-                         headers=((b"connection", b"close"),))
+    async def _drain(self, receive: Receive, read: int) -> bool:
+        """Read and drop the rest of the body (``read`` bytes of it already read); whether it ended."""
+        with anyio.move_on_after(DRAIN_SECONDS):
+            while read <= 2 * self.max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                read += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+        return False
+
+    async def _refuse(self, scope: Scope, send: Send, drained: bool) -> None:
+        await send_error(scope, send, 413, "too_large", f"the request body is larger than {self.max_bytes} bytes",
+                         headers=() if drained else ((b"connection", b"close"),))
 
 
 class _TooLarge(Exception):

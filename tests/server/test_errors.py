@@ -87,6 +87,24 @@ def test_body_too_large(fake_server: LiveServer) -> None:
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
 
 
+def test_refusals_before_any_route_runs_come_in_the_dialects_shape(fake_server: LiveServer) -> None:
+    big = "x" * (600 * 1024)
+    cross_site = {"Origin": "https://evil.example"}
+    client = fake_server.client
+    for answer in (client.post("/sdapi/v1/txt2img", json={"prompt": big}),
+                   client.post("/sdapi/v1/txt2img", json={"prompt": "a cat"}, headers=cross_site)):
+        body = answer.json()  # AUTOMATIC1111's: {"error": "HTTPException", "detail": "..."}
+        assert answer.status_code in (403, 413) and body["error"] == "HTTPException", body
+        assert ("larger than" if answer.status_code == 413 else "cross-site") in body["detail"]
+    for answer in (client.post("/v1/images/generations", json={"prompt": big}),
+                   client.post("/v1/images/generations", json={"prompt": "a cat"}, headers=cross_site)):
+        error = answer.json()["error"]  # OpenAI's: {"error": {"message", "type", "param", "code"}}
+        assert answer.status_code in (403, 413) and error["code"] in ("too_large", "cross_site"), error
+        assert {"message", "type", "param"} <= set(error) and error["type"].endswith("_error"), error
+    native = client.post("/api/generate/text2img", json={"prompt": "a cat"}, headers=cross_site).json()
+    assert native == {"error": {"code": "cross_site", "message": native["error"]["message"]}}
+
+
 def test_queue_limit_gives_429_with_retry_after(fake_server: LiveServer, fake_runner: FakeRunner) -> None:
     client = fake_server.client
     fake_runner.hold.clear()
