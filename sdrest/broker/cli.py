@@ -42,10 +42,8 @@ def register(subparsers: Any) -> None:
 
 def work(args: argparse.Namespace) -> int:
     """Run this host's workers until SIGINT or SIGTERM; the running jobs are handed back to the queue."""
-    import redis
-
     from sdrest.broker.remote import RemoteQueue
-    from sdrest.broker.wire import Keys, check_name, connect
+    from sdrest.broker.wire import Keys, check_broker, check_name, connect, redact
     from sdrest.jobs.process import WorkerProcess
     from sdrest.jobs.spec import LOG_FORMAT, WorkerSpec
 
@@ -62,10 +60,7 @@ def work(args: argparse.Namespace) -> int:
     prefix = check_name(args.name or f"{socket.gethostname()}-{os.getpid()}")
     logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
     client = connect(config.broker)
-    try:
-        client.ping()  # a wrong URL or a Redis that is down is said at once, in one line
-    except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError) as exc:
-        raise ConnectionError(f"cannot reach the broker at {config.broker.split('@')[-1]}: {exc}") from None
+    check_broker(client, config.broker)  # a wrong URL or password, or a Redis that is down, said at once in one line
     scratch = config.data_dir.resolve() / prefix
     names = [f"{prefix}.{index}" for index in range(len(config.device_list) * config.workers)]
     queue = RemoteQueue(client, Keys(config.broker_namespace), scratch=scratch, models_dir=config.models_dir,
@@ -86,7 +81,7 @@ def work(args: argparse.Namespace) -> int:
     for host in hosts:
         host.start()
     log = logging.getLogger("sdrest.broker")
-    log.info("%d worker(s) %s taking jobs from %s", len(hosts), ", ".join(names), config.broker.split("@")[-1])
+    log.info("%d worker(s) %s taking jobs from %s", len(hosts), ", ".join(names), redact(config.broker))
     stop.wait()
     log.info("stopping: a running job goes back to the queue")
     for host in hosts:

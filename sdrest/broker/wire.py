@@ -19,11 +19,16 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import redis
+try:
+    import redis
+except ModuleNotFoundError as missing:  # the broker extra is not installed
+    raise ModuleNotFoundError("a broker needs redis-py: pip install 'sdrest[broker]' (or pip install redis)",
+                              name=missing.name) from None
 
 T = TypeVar("T")
 
@@ -85,6 +90,30 @@ def connect(url: str) -> Any:
     """A Redis client for ``url`` (``redis://host:port/db``, ``rediss://``, ``unix://``), answers as text."""
     return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30,
                                 health_check_interval=30)
+
+
+class BrokerRefused(ValueError):
+    """The broker answers but refuses this client: a wrong or missing password, a database it does not have."""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (``redis://user:***@host:6379/0``), to show in messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def check_broker(client: Any, url: str) -> None:
+    """Ask the broker at ``url`` for a PONG. Raises :class:`BrokerRefused` when it refuses this client and
+    ``ConnectionError`` when nobody answers, each with one line that names the URL without its password."""
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.ResponseError) as exc:  # before ConnectionError: its subclass
+        raise BrokerRefused(f"the broker at {redact(url)} refuses this client: {exc}") from None
+    except UNREACHABLE as exc:
+        raise ConnectionError(f"cannot reach the broker at {redact(url)}: {exc}") from None
 
 
 def relocate(value: Any, old: str, new: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,10 @@ from sdrest.jobs.worker import Runner, Worker
 from sdrest.models.registry import Registry
 
 log = logging.getLogger("sdrest.jobs")
+
+
+class StoppedWhileStarting(Exception):
+    """A stop (Ctrl-C, SIGTERM) came before any worker was ready."""
 
 
 class JobService:
@@ -95,12 +100,13 @@ class JobService:
         for host in self.hosts:
             host.start()
 
-    def wait_ready(self, timeout: float) -> dict[str, Any]:
+    def wait_ready(self, timeout: float, stop: threading.Event | None = None) -> dict[str, Any]:
         """The capabilities the first worker reports (sampler, scheduler and type names, versions).
 
         Raises RuntimeError with the worker's last lines when none is ready within ``timeout`` seconds,
         or as soon as every worker process has failed to start three times. With a broker and no local
-        worker it waits for the first worker to join, however long that takes.
+        worker it waits for the first worker to join, however long that takes. Raises
+        :class:`StoppedWhileStarting` once ``stop`` is set.
         """
         deadline = time.monotonic() + timeout
         processes = [h for h in self.hosts if isinstance(h, WorkerProcess)]
@@ -110,6 +116,8 @@ class JobService:
             found = self.queue.capabilities(timeout=0.25)
             if found:
                 return found
+            if stop is not None and stop.is_set():
+                raise StoppedWhileStarting("stopped before any worker was ready")
             if remote_only:
                 if time.monotonic() - said > 30:
                     said = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from sdrest.config import ServerConfig
 from sdrest.jobs.models import ModelLoader
 from sdrest.jobs.queue import FinishHook
 from sdrest.jobs.store import SUCCEEDED, Job
-from sdrest.jobs.service import JobService
+from sdrest.jobs.service import JobService, StoppedWhileStarting
 from sdrest.jobs.worker import Runner
 from sdrest.models.hashing import Hashes
 from sdrest.models.registry import Registry
@@ -72,6 +73,7 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
                   *utility.routes(), *auth_routes.routes(), *templates.routes(), *seed.routes(), *openai.routes(),
                   *a1111.routes()]
     routes = [*api_routes, *openapi.routes(api_routes), *webui.routes(config.ui_dir)]
+    stop_requested = threading.Event()  # set by the server's signal handler: ends a wait for the first worker
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -99,10 +101,12 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
         jobs.queue.add_finish_hook(_hash_results(registry))
         jobs.start()
         try:
-            found = await anyio.to_thread.run_sync(jobs.wait_ready, WORKER_START_SECONDS)
-        except BaseException:
+            found = await anyio.to_thread.run_sync(jobs.wait_ready, WORKER_START_SECONDS, stop_requested)
+        except BaseException as exc:
             await anyio.to_thread.run_sync(jobs.stop)
             auth.close()
+            if isinstance(exc, StoppedWhileStarting):
+                log.info("stopped before any worker was ready")
             raise
         state.parser = RequestParser(config, registry, state.rescan, found["samplers"], found["schedulers"],
                                      found["weight_types"], state.loaded_model_id)
@@ -125,4 +129,6 @@ def create_app(config: ServerConfig, *, runner: Runner | None = None,
                                      allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=CORS_HEADERS,
                                      expose_headers=["X-Request-ID", "Retry-After", "Location"], max_age=600))
     middleware += [Middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20)), Middleware(Authenticate)]
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers(), lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=exception_handlers(), lifespan=lifespan)
+    app.state.stop_requested = stop_requested
+    return app

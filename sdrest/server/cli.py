@@ -6,6 +6,7 @@ import argparse
 import logging
 import logging.handlers
 import os
+import signal
 import sys
 from typing import Any
 
@@ -63,6 +64,20 @@ def warn_about_models_dir(config: ServerConfig) -> None:
                     "(see docs/models.md), or quantize one with `sdrest convert`", folder, folder, folder)
 
 
+def check_broker_at_start(url: str) -> None:
+    """Refuse to start (one line) when the broker refuses this node (a wrong password, a database it does not
+    have); one that does not answer yet is only a warning: jobs wait until it does."""
+    from sdrest.broker.wire import check_broker, connect
+
+    client = connect(url)
+    try:
+        check_broker(client, url)
+    except ConnectionError as exc:
+        logging.getLogger("sdrest.server").warning("%s; jobs wait until it answers", exc)
+    finally:
+        client.close()
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run until stopped; re-executes itself when a restart was requested. Returns the exit code."""
     from sdrest.server.app import create_app
@@ -77,6 +92,8 @@ def serve(args: argparse.Namespace) -> int:
     check_exposure(config)
     configure_logging(config)
     warn_about_models_dir(config)
+    if config.broker:
+        check_broker_at_start(config.broker)
     app = create_app(config)
     server = Server(uvicorn_config(app, config))
     app.state.uvicorn_server = server
@@ -84,6 +101,10 @@ def serve(args: argparse.Namespace) -> int:
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly: nothing to add
         return 130
+    except SystemExit:
+        if server.stopped_while_starting:  # a stop before any worker was ready: not a failure
+            return 130 if server.stop_signal == signal.SIGINT else 0
+        raise
     state = getattr(app.state, "sdrest", None)
     if state is not None and state.restart_requested:
         sys.stdout.flush()

@@ -4,6 +4,7 @@ ends streams and waits before the lifespan shuts the workers down."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import FrameType
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sdrest.config import ServerConfig
+from sdrest.jobs.service import StoppedWhileStarting
 
 
 class HeaderTimeoutH11(H11Protocol):
@@ -79,13 +81,46 @@ def uvicorn_config(app: Starlette, config: ServerConfig, **overrides: Any) -> uv
     return uvicorn.Config(app, **settings)
 
 
+class _QuietStopWhileStarting(logging.Filter):
+    """Drops uvicorn's report of a startup ended by a stop (Ctrl-C or SIGTERM before any worker was ready): the
+    traceback and "Application startup failed" of an expected stop. The app says it stopped, in one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if StoppedWhileStarting.__name__ in message:
+            self.stopped = True
+            return False
+        return not (self.stopped and message.startswith("Application startup failed"))
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, telling the app it stops as soon as a signal arrives (before connections drain),
-    so event streams end with a final event and waiting requests answer with the job's state."""
+    so event streams end with a final event and waiting requests answer with the job's state; a stop before
+    the app is ready ends its wait for a first worker."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.stop_signal: int | None = None
+        self.quiet_stop = _QuietStopWhileStarting()
+        logging.getLogger("uvicorn.error").addFilter(self.quiet_stop)
+
+    @property
+    def stopped_while_starting(self) -> bool:
+        """Whether a stop ended the startup (no worker was ready yet)."""
+        return self.quiet_stop.stopped
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Mark the app as stopping, then let uvicorn stop."""
-        state = getattr(getattr(self.config.app, "state", None), "sdrest", None)
+        """Mark the app as stopping (or end its wait for a first worker), then let uvicorn stop."""
+        self.stop_signal = self.stop_signal or sig
+        app_state = getattr(self.config.app, "state", None)
+        stop_requested = getattr(app_state, "stop_requested", None)
+        if stop_requested is not None:
+            stop_requested.set()
+        state = getattr(app_state, "sdrest", None)
         if state is not None:
             state.signal_stopping()
         super().handle_exit(sig, frame)

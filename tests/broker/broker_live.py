@@ -31,18 +31,20 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` on a loopback port, without persistence (a restart loses everything, as a crash would)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, password: str | None = None) -> None:
         self.folder = folder
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start it and wait until it answers."""
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.folder)],
+                                      "--appendonly", "no", "--dir", str(self.folder),
+                                      *(("--requirepass", self.password) if self.password else ())],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(port=self.port, password=self.password)
         until(lambda: self._answers(client), 20, "redis-server did not start")
         client.close()
 
@@ -62,7 +64,7 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A client of it (answers as text)."""
-        return redis.Redis(port=self.port, decode_responses=True)
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True)
 
 
 class WorkerHost:

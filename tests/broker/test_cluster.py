@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from broker_live import Cluster
 from PIL import Image
-from server_live import until, wait_job
+from server_live import FINISHED, sse_events, until, wait_job
 
 
 def png_b64(size: tuple[int, int] = (16, 16)) -> str:
@@ -112,6 +112,25 @@ def test_the_jobs_spread_over_the_workers_and_the_api_sees_them(cluster: Cluster
     assert all(w.host not in ("process", "thread") for w in remote)
     ran = cluster.api.client.get("/metrics").text
     assert 'sdrest_jobs_total{kind="upscale",status="succeeded"}' in ran
+
+
+def test_progress_previews_and_states_stream_back_from_a_remote_worker(cluster: Cluster) -> None:
+    assert cluster.api is not None
+    client = cluster.api.client
+    response = client.post("/api/generate/text2img", json={
+        "prompt": "a lighthouse", "width": 64, "height": 64, "steps": 3, "seed": 5, "preview": True})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    events = sse_events(client, f"/api/queue/job/{job_id}/events",
+                        lambda e: e["type"] == "state" and e["status"] in FINISHED, timeout=300)
+    assert events[-1]["status"] == "succeeded", events[-1]
+    states = [e["status"] for e in events if e["type"] == "state"]
+    assert "running" in states, states
+    sampling = [e["step"] for e in events if e["type"] == "progress" and e.get("phase") == "sampling"]
+    assert sampling and sampling[-1] == 3 and sampling == sorted(sampling), sampling
+    assert any(e["type"] == "preview" and e["image"].startswith("data:image/jpeg") for e in events)
+    job = client.get(f"/api/queue/job/{job_id}").json()
+    assert job["worker"] in {"w0.0", "w1.0", "w2.0"} and job["step"] == 3, job
 
 
 def test_cancel_reaches_the_remote_worker_within_a_step(cluster: Cluster) -> None:
