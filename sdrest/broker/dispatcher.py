@@ -6,9 +6,9 @@ Three threads:
 
 - **dispatch**: for the free workers (a live heartbeat, ready, nothing in flight here), claims the next job
   in queue order, placed by :mod:`sdrest.jobs.placement`, and adds it to the chosen worker's inbox;
-- **events**: reads the workers' reports; an answer is accepted only from the worker and attempt the job
-  was dispatched to last, so a late answer of a worker presumed dead is dropped (and the job is reported
-  finished once, its outputs written once);
+- **events**: reads the workers' reports; an answer is accepted only from the worker and the run (one dispatch,
+  named by a random token) the job was dispatched to last, so a late answer of a worker presumed dead, or of a
+  run the broker lost, is dropped (and the job is reported finished once, its outputs written once);
 - **watch**: reads heartbeats (workers come and go), and reclaims the job of a worker whose lease lapsed
   (``XAUTOCLAIM``) or whose heartbeat stopped: it runs again elsewhere, up to ``max_attempts`` in all.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -51,10 +52,13 @@ log = logging.getLogger("sdrest.broker")
 
 @dataclass
 class Flight:
-    """A job in flight on a remote worker: who runs it, which attempt, since when."""
+    """A job in flight on a remote worker: who runs it, which attempt, since when. ``run`` names this one
+    dispatch: an attempt the broker lost is sent again under the same attempt number (it is not counted), so
+    only the run tells a late answer of the lost dispatch from one of the new."""
 
     worker: str
     attempt: int
+    run: str = field(default_factory=lambda: secrets.token_hex(6))
     sent_at: float = field(default_factory=time.monotonic)
 
 
@@ -87,7 +91,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._flights: dict[str, Flight] = {}
         self._remotes: dict[str, Remote] = {}
-        self._stale_cancelled: set[tuple[str, int]] = set()
+        self._stale_cancelled: set[tuple[str, str]] = set()
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._complaints = Complaints(log)
@@ -117,7 +121,7 @@ class Dispatcher:
         with self._lock:
             flights = dict(self._flights)
         for job_id, flight in flights.items():
-            self._push_control(flight.worker, Control(CANCEL, {"job_id": job_id, "attempt": flight.attempt}))
+            self._push_control(flight.worker, _cancel(job_id, flight))
         for thread in self._threads:
             if thread.ident is not None:
                 thread.join(5)
@@ -146,10 +150,11 @@ class Dispatcher:
             if taken is None:
                 continue
             job, worker = taken
+            flight = Flight(worker, job.attempts)
             with self._lock:
-                self._flights[job.id] = Flight(worker, job.attempts)
+                self._flights[job.id] = flight
             try:
-                self._send_job(job, worker)
+                self._send_job(job, worker, flight.run)
             except (*UNREACHABLE, OSError) as exc:
                 with self._lock:
                     self._flights.pop(job.id, None)
@@ -157,9 +162,9 @@ class Dispatcher:
                 self.queue.hand_back(job.id, "the broker is unreachable")
                 self._stopping.wait(1.0)
 
-    def _send_job(self, job: Job, worker: str) -> None:
+    def _send_job(self, job: Job, worker: str, run: str) -> None:
         record: dict[str, Any] = {"id": job.id, "kind": job.kind, "owner": job.owner, "attempt": job.attempts,
-                                  "params": relocate(job.params, self.models_prefix, MODELS)}
+                                  "run": run, "params": relocate(job.params, self.models_prefix, MODELS)}
         with self._lock:
             shared = self._remotes[worker].shared if worker in self._remotes else False
         folder = self.data_dir / "inputs" / job.id
@@ -182,7 +187,8 @@ class Dispatcher:
             remote = worker in self._remotes
             flight = self._flights.get(str(control.args.get("job_id")))
         if remote and control.action == CANCEL and flight is not None and flight.worker == worker:
-            control = Control(CANCEL, {**control.args, "attempt": flight.attempt}, control.id)  # not a later one's
+            control = Control(CANCEL, {**control.args, **_cancel(str(control.args.get("job_id")), flight).args},
+                              control.id)  # this run only, never a later one
         if remote and control.action != "stop":
             self._push_control(worker, control)
         return remote
@@ -238,14 +244,14 @@ class Dispatcher:
         if op == "reply":
             self.queue.reply(worker, int(event.get("control_id") or 0), dict(event.get("result") or {}))
             return
-        job_id, attempt = str(event.get("job_id", "")), int(event.get("attempt") or 0)
+        job_id, attempt, run = str(event.get("job_id", "")), int(event.get("attempt") or 0), str(event.get("run", ""))
         with self._lock:
             flight = self._flights.get(job_id)
-            current = flight is not None and flight.worker == worker and flight.attempt == attempt
+            current = flight is not None and flight.worker == worker and flight.run == run
             if current and op in ("finish", "requeue"):
                 del self._flights[job_id]
         if not current:
-            self._drop_stale(op, worker, job_id, attempt, event)
+            self._drop_stale(op, worker, job_id, attempt, run, event)
             return
         if op == "progress":
             self.queue.progress(job_id, int(event["step"]), int(event["steps"]), str(event.get("phase") or ""),
@@ -265,16 +271,16 @@ class Dispatcher:
             self.queue.requeue(job_id, str(event.get("reason") or "the worker stopped"))
             self._wake.set()
 
-    def _drop_stale(self, op: Any, worker: str, job_id: str, attempt: int, event: dict[str, Any]) -> None:
-        """An answer for an attempt this node no longer waits for: dropped; the worker is told to stop it."""
+    def _drop_stale(self, op: Any, worker: str, job_id: str, attempt: int, run: str, event: dict[str, Any]) -> None:
+        """An answer for a run this node no longer waits for: dropped; the worker is told to stop it."""
         if op == "finish":
-            log.warning("dropped the late outcome of job %s attempt %d from %s (not the attempt in flight)",
-                        job_id, attempt, worker)
+            log.warning("dropped the late outcome of job %s attempt %d (run %s) from %s (not the run in flight)",
+                        job_id, attempt, run or "?", worker)
             if event.get("staged"):
                 shutil.rmtree(self.data_dir / "staging" / Path(str(event["staged"])).name, ignore_errors=True)
-        elif op in ("progress", "preview") and (job_id, attempt) not in self._stale_cancelled:
-            self._stale_cancelled.add((job_id, attempt))
-            self._push_control(worker, Control(CANCEL, {"job_id": job_id, "attempt": attempt}))
+        elif op in ("progress", "preview") and (job_id, run) not in self._stale_cancelled:
+            self._stale_cancelled.add((job_id, run))
+            self._push_control(worker, Control(CANCEL, {"job_id": job_id, "attempt": attempt, "run": run}))
 
     def _land_outputs(self, job_id: str, event: dict[str, Any], outputs: list[str]) -> None:
         """Put a job's files into this node's outputs: moved from the staging dir, or written from the record."""
@@ -375,10 +381,10 @@ class Dispatcher:
             for entry_id, fields in claimed:
                 settle(self.client, inbox, WORKER_GROUP, entry_id)
                 record = loads((fields or {}).get("job", ""))
-                job_id, attempt = str(record.get("id", "")), int(record.get("attempt") or 0)
+                job_id, run = str(record.get("id", "")), str(record.get("run", ""))
                 with self._lock:
                     flight = self._flights.get(job_id)
-                if flight is not None and flight.attempt == attempt:
+                if flight is not None and flight.run == run:
                     self._reclaim(job_id, f"the lease of {worker} lapsed ({self.lease_seconds:g} s without renewal)",
                                   counted=True)
 
@@ -403,9 +409,14 @@ class Dispatcher:
         if flight is None:
             return
         log.warning("job %s (attempt %d) taken back from %s: %s", job_id, flight.attempt, flight.worker, why)
-        self._push_control(flight.worker, Control(CANCEL, {"job_id": job_id, "attempt": flight.attempt}))
+        self._push_control(flight.worker, _cancel(job_id, flight))
         if counted:
             self.queue.requeue(job_id, why)
         else:
             self.queue.hand_back(job_id, why)
         self._wake.set()
+
+
+def _cancel(job_id: str, flight: Flight) -> Control:
+    """A cancel of ``job_id`` that stops the run ``flight`` only, never a later run of the same job."""
+    return Control(CANCEL, {"job_id": job_id, "attempt": flight.attempt, "run": flight.run})

@@ -4,7 +4,7 @@ over Redis, shared by the supervised worker processes of one ``sdrest worker``.
 A job taken here is leased: the entry stays pending in the worker's inbox, and a thread renews it (resetting
 its idle time) while the job runs. A worker that stops renewing (killed, frozen, cut off) has its job
 reclaimed by the API node, and a lease found lost here cancels the job, whose answer the API node drops
-anyway: it only accepts answers of the attempt it dispatched last.
+anyway: it only accepts answers of the run (the one dispatch) it sent last.
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ log = logging.getLogger("sdrest.broker")
 
 
 class _Lease:
-    """A job this host runs: its inbox entry, its attempt, and whether the lease was lost."""
+    """A job this host runs: its inbox entry, its attempt and run (the dispatch it came with), and whether the
+    lease was lost."""
 
-    def __init__(self, worker: str, entry_id: str, attempt: int) -> None:
+    def __init__(self, worker: str, entry_id: str, attempt: int, run: str) -> None:
         self.worker = worker
         self.entry_id = entry_id
         self.attempt = attempt
+        self.run = run
         self.lost = False
 
 
@@ -82,7 +84,7 @@ class RemoteQueue:
         self._snapshots: dict[str, dict[str, Any]] = {}
         self._capabilities: dict[str, str] = {}  # worker -> what its build offers (kept in Redis by the heartbeat)
         self._local_controls: dict[str, collections.deque[Control]] = collections.defaultdict(collections.deque)
-        self._early_cancels: dict[str, set[tuple[str, int]]] = collections.defaultdict(set)  # (job, attempt)
+        self._early_cancels: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)  # (job, run)
         self._groups: set[str] = set()
         self._stopping = threading.Event()
         self._complaints = Complaints(log)
@@ -141,16 +143,17 @@ class RemoteQueue:
             log.error("%s: a job it cannot take (%s: %s)", worker, type(exc).__name__, exc)
             if "id" in record and "attempt" in record:  # its outcome, so the API node does not wait for it
                 self._send_event("finish", worker, job_id=str(record["id"]), attempt=record["attempt"],
-                                 status="failed", outputs=[], result={}, seconds=0.0,
+                                 run=record.get("run"), status="failed", outputs=[], result={}, seconds=0.0,
                                  error=f"the worker could not take the job: {type(exc).__name__}: {exc}")
             self._complaints.call(lambda: settle(self.client, inbox, WORKER_GROUP, entry_id))
             return None
+        run = str(record.get("run", ""))
         with self._lock:
-            self._leases[job.id] = _Lease(worker, entry_id, job.attempts)
+            self._leases[job.id] = _Lease(worker, entry_id, job.attempts, run)
             self._snapshots[worker].update(job=job.id, attempt=job.attempts)
-            if (job.id, job.attempts) in self._early_cancels[worker]:
+            if (job.id, run) in self._early_cancels[worker]:
                 self._local_controls[worker].append(Control(CANCEL, {"job_id": job.id}))
-            self._early_cancels[worker].clear()  # the others were for attempts that will not come here
+            self._early_cancels[worker].clear()  # the others were for runs that will not come here
         self._beat(worker)
         return job
 
@@ -172,17 +175,18 @@ class RemoteQueue:
                                   "error": error, "seconds": seconds}
         if not lease.lost:
             try:
-                record.update(self._ship_outputs(job_id, lease.attempt, list(outputs)))
+                record.update(self._ship_outputs(job_id, lease.run, list(outputs)))
             except OSError as exc:
                 record.update(status="failed", outputs=[], error=f"the outputs could not be sent: {exc}")
-        self._send_event("finish", lease.worker, job_id=job_id, attempt=lease.attempt, **record)
+        self._send_event("finish", lease.worker, job_id=job_id, attempt=lease.attempt, run=lease.run, **record)
         self._done(job_id, lease)
 
     def requeue(self, job_id: str, reason: str) -> None:
         """Hand a job back, interrupted by no fault of its own (this worker stops)."""
         lease = self._release(job_id)
         if lease is not None:
-            self._send_event("requeue", lease.worker, job_id=job_id, attempt=lease.attempt, reason=reason)
+            self._send_event("requeue", lease.worker, job_id=job_id, attempt=lease.attempt, run=lease.run,
+                             reason=reason)
             self._done(job_id, lease)
 
     def report(self, worker: str, info: dict[str, Any]) -> None:
@@ -221,20 +225,20 @@ class RemoteQueue:
         record = loads(found[1])
         args = relocate(dict(record.get("args") or {}), MODELS, self.models_prefix)
         control = Control(str(record.get("action", "")), args, int(record.get("id") or 0))
-        return control if self._for_this_attempt(worker, control) else None
+        return control if self._for_this_run(worker, control) else None
 
-    def _for_this_attempt(self, worker: str, control: Control) -> bool:
-        """False for a cancel of an attempt this worker does not run: it must not stop a later attempt of the same
-        job. A cancel of an attempt not yet taken here waits for it (the job was dispatched, then cancelled)."""
-        if control.action != CANCEL or "attempt" not in control.args:
+    def _for_this_run(self, worker: str, control: Control) -> bool:
+        """False for a cancel of a run this worker does not run: it must not stop a later run of the same job.
+        A cancel of a run not yet taken here waits for it (the job was dispatched, then cancelled)."""
+        if control.action != CANCEL or "run" not in control.args:
             return True
-        job_id, attempt = str(control.args.get("job_id")), int(control.args["attempt"])
+        job_id, run = str(control.args.get("job_id")), str(control.args["run"])
         with self._lock:
             lease = self._leases.get(job_id)
             if lease is None:
-                self._early_cancels[worker].add((job_id, attempt))
+                self._early_cancels[worker].add((job_id, run))
                 return False
-        return lease.attempt == attempt
+        return lease.run == run
 
     def reply(self, worker: str, control_id: int, result: dict[str, Any]) -> None:
         """Answer control message ``control_id``."""
@@ -254,15 +258,15 @@ class RemoteQueue:
         for name, data in files.items():
             (folder / Path(name).name).write_bytes(base64.b64decode(data))
 
-    def _ship_outputs(self, job_id: str, attempt: int, outputs: list[str]) -> dict[str, Any]:
+    def _ship_outputs(self, job_id: str, run: str, outputs: list[str]) -> dict[str, Any]:
         folder = self.scratch / "outputs" / job_id
         if self.shared_dir is not None:
-            staged = self.shared_dir / "staging" / f"{job_id}.{attempt}"
+            staged = self.shared_dir / "staging" / f"{job_id}.{run}"
             shutil.rmtree(staged, ignore_errors=True)
             staged.mkdir(parents=True)
             for name in outputs:
                 shutil.copy2(folder / name, staged / name)
-            return {"staged": f"{job_id}.{attempt}"}
+            return {"staged": f"{job_id}.{run}"}
         return {"files": {name: base64.b64encode((folder / name).read_bytes()).decode("ascii") for name in outputs}}
 
     # -- leases and heartbeats ------------------------------------------------------------------
@@ -330,7 +334,7 @@ class RemoteQueue:
         with self._lock:
             lease = self._leases.get(job_id)
         if lease is not None and not lease.lost:
-            self._send_event(op, lease.worker, job_id=job_id, attempt=lease.attempt, **fields)
+            self._send_event(op, lease.worker, job_id=job_id, attempt=lease.attempt, run=lease.run, **fields)
 
     def _send_event(self, op: str, worker: str, **fields: Any) -> None:
         record = dumps({"op": op, "worker": worker, **fields})

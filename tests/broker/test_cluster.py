@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import collections
 import io
+import json
 import signal
 import threading
 import time
@@ -17,6 +18,8 @@ import pytest
 from broker_live import Cluster
 from PIL import Image
 from server_live import FINISHED, sse_events, until, wait_job
+
+from sdrest.broker.wire import Keys
 
 
 def png_b64(size: tuple[int, int] = (16, 16)) -> str:
@@ -148,6 +151,22 @@ def test_cancel_reaches_the_remote_worker_within_a_step(cluster: Cluster) -> Non
     assert done["step"] < 200
     # within a step, give or take the VAE decode sd.cpp does not interrupt and the hop through Redis
     assert took < 3 * seconds_per_step + 10, (took, seconds_per_step)
+
+
+def test_an_answer_from_another_run_of_the_same_attempt_is_dropped(cluster: Cluster) -> None:
+    # A job the broker lost (a Redis restart) is sent again under the same attempt number, often to the same
+    # worker; the lost run's late "cancelled" must not end the new run: only the run in flight may answer.
+    assert cluster.api is not None
+    finishes = Finishes(cluster)
+    job_id = slow(cluster, steps=30, seed=9)
+    worker = running_on(cluster, job_id)
+    attempt = cluster.api.queue.get(job_id).attempts
+    late = {"op": "finish", "worker": worker, "job_id": job_id, "attempt": attempt, "run": "0ther0run000",
+            "status": "cancelled", "outputs": [], "result": {}, "error": "cancelled while running", "seconds": 1.0}
+    cluster.redis.client().xadd(Keys().events, {"e": json.dumps(late)})
+    done = wait_job(cluster.api.client, job_id, 300)
+    assert done["status"] == "succeeded", done
+    assert finishes.counts[job_id] == 1 and done["attempts"] == attempt
 
 
 def test_a_killed_worker_has_its_job_run_again_elsewhere_once(cluster: Cluster) -> None:
