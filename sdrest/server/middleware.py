@@ -111,11 +111,12 @@ class BodyLimit:
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    declared = int(value)
                 except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(scope, send, drained=await self._drain(receive, 0))
+                    declared = 0
+                if declared > self.max_bytes:  # drained only when it can be whole
+                    drained = declared <= 2 * self.max_bytes and await self._drain(receive, 0)
+                    await self._refuse(scope, send, drained=drained)
                     return
         seen = 0
         ended = False
