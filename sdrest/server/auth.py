@@ -91,7 +91,7 @@ class Authenticate:
         if (principal is not None and principal.via == "cookie" and scope["method"] not in SAFE_METHODS
                 and not hmac.compare_digest(headers.get(b"x-csrf-token", ""), principal.csrf or "")):
             await send_error(scope, send, 403, "csrf", "a request made with the session cookie must carry the "
-                                                "X-CSRF-Token header (the value of the sdrest_csrf cookie)")
+                                                       "X-CSRF-Token header (the value of the sdrest_csrf cookie)")
             return
         scope[_PRINCIPAL] = principal
         if new_guest is None:

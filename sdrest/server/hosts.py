@@ -90,13 +90,13 @@ class HostGuard:
             host = headers.get(b"host")
             if host is not None and not self.policy.allows(host):
                 await send_error(scope, send, 421, "misdirected",
-                                   f"this server does not answer to the host {host[:100]!r}; add it to "
-                                   "allowed_hosts (SDREST_ALLOWED_HOSTS) to reach it by that name")
+                                 f"this server does not answer to the host {host[:100]!r}; add it to "
+                                 "allowed_hosts (SDREST_ALLOWED_HOSTS) to reach it by that name")
                 return
             if scope["method"] not in SAFE_METHODS and self._cross_site(headers):
                 await send_error(scope, send, 403, "cross_site",
-                                   "a cross-site request may not change anything here; send it from a page of "
-                                   "this server, or from a client that is not a browser")
+                                 "a cross-site request may not change anything here; send it from a page of "
+                                 "this server, or from a client that is not a browser")
                 return
         await self.app(scope, receive, send)
 

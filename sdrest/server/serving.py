@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from types import FrameType
 from typing import Any
 
@@ -106,7 +107,15 @@ class Server(uvicorn.Server):
         super().__init__(config)
         self.stop_signal: int | None = None
         self.quiet_stop = _QuietStopWhileStarting()
-        logging.getLogger("uvicorn.error").addFilter(self.quiet_stop)
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's ``serve``, with its report of a stop before the app was ready kept quiet meanwhile."""
+        logger = logging.getLogger("uvicorn.error")
+        logger.addFilter(self.quiet_stop)
+        try:
+            await super().serve(sockets)
+        finally:
+            logger.removeFilter(self.quiet_stop)
 
     @property
     def stopped_while_starting(self) -> bool:
