@@ -9,6 +9,7 @@ import base64
 import collections
 import io
 import json
+import logging
 import signal
 import threading
 import time
@@ -153,17 +154,21 @@ def test_cancel_reaches_the_remote_worker_within_a_step(cluster: Cluster) -> Non
     assert took < 3 * seconds_per_step + 10, (took, seconds_per_step)
 
 
-def test_an_answer_from_another_run_of_the_same_attempt_is_dropped(cluster: Cluster) -> None:
+def test_an_answer_from_another_run_of_the_same_attempt_is_dropped(cluster: Cluster,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     # A job the broker lost (a Redis restart) is sent again under the same attempt number, often to the same
     # worker; the lost run's late "cancelled" must not end the new run: only the run in flight may answer.
     assert cluster.api is not None
+    caplog.set_level(logging.WARNING, logger="sdrest.broker")
     finishes = Finishes(cluster)
-    job_id = slow(cluster, steps=30, seed=9)
+    job_id = slow(cluster, steps=12, seed=9)
     worker = running_on(cluster, job_id)
     attempt = cluster.api.queue.get(job_id).attempts
     late = {"op": "finish", "worker": worker, "job_id": job_id, "attempt": attempt, "run": "0ther0run000",
             "status": "cancelled", "outputs": [], "result": {}, "error": "cancelled while running", "seconds": 1.0}
     cluster.redis.client().xadd(Keys().events, {"e": json.dumps(late)})
+    until(lambda: f"dropped the late outcome of job {job_id}" in caplog.text, 30, "the late answer was not dropped")
+    assert cluster.api.queue.get(job_id).status == "running"  # dropped while the job was in flight
     done = wait_job(cluster.api.client, job_id, 300)
     assert done["status"] == "succeeded", done
     assert finishes.counts[job_id] == 1 and done["attempts"] == attempt
