@@ -3,6 +3,8 @@ process) and real ``sdrest worker`` processes."""
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import signal
 import socket
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from PIL import Image
 from server_live import LiveServer, make_config, until
 
 import sdrest
@@ -19,6 +22,19 @@ from sdrest.server.app import create_app
 
 #: the folder holding the ``sdrest`` package these tests run against
 PACKAGE_ROOT = str(Path(sdrest.__file__).resolve().parents[1])
+
+
+def bare_environment(home: Path) -> dict[str, str]:
+    """An environment for a ``sdrest`` command with nothing in it that sets the broker, running the package these
+    tests import (the installed one in CI), not the checkout's folder it may start in."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONSAFEPATH": "1", "PYTHONPATH": PACKAGE_ROOT}
+
+
+def png_b64(size: tuple[int, int] = (16, 16)) -> str:
+    """A small PNG, base64."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def free_port() -> int:
@@ -31,20 +47,28 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` on a loopback port, without persistence (a restart loses everything, as a crash would)."""
 
-    def __init__(self, folder: Path, password: str | None = None) -> None:
+    def __init__(self, folder: Path, password: str | None = None, tls: tuple[Path, Path] | None = None) -> None:
+        """``password``: required of clients; ``tls``: (certificate, key) to answer only TLS with (the
+        certificate, its own authority, is named in :attr:`url` as the one to trust)."""
         self.folder = folder
         self.port = free_port()
         self.password = password
-        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
+        self.tls = tls
+        credentials = f":{password}@" if password else ""
+        self.url = (f"rediss://{credentials}127.0.0.1:{self.port}/0?ssl_ca_certs={tls[0]}" if tls
+                    else f"redis://{credentials}127.0.0.1:{self.port}/0")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start it and wait until it answers."""
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        port = ("--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]),
+                "--tls-key-file", str(self.tls[1]), "--tls-ca-cert-file", str(self.tls[0]),
+                "--tls-auth-clients", "no") if self.tls else ("--port", str(self.port))
+        self.proc = subprocess.Popen(["redis-server", *port, "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--dir", str(self.folder),
                                       *(("--requirepass", self.password) if self.password else ())],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, password=self.password)
+        client = redis.Redis.from_url(self.url)
         until(lambda: self._answers(client), 20, "redis-server did not start")
         client.close()
 
@@ -64,7 +88,7 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A client of it (answers as text)."""
-        return redis.Redis(port=self.port, password=self.password, decode_responses=True)
+        return redis.Redis.from_url(self.url, decode_responses=True)
 
 
 class WorkerHost:
@@ -108,11 +132,12 @@ class WorkerHost:
 class Cluster:
     """Redis, an API node with no local worker, and worker hosts: all real processes but the API node."""
 
-    def __init__(self, folder: Path, models: Path, lease: float = 3.0, **config: Any) -> None:
+    def __init__(self, folder: Path, models: Path, lease: float = 3.0, redis_tls: tuple[Path, Path] | None = None,
+                 **config: Any) -> None:
         self.folder = folder
         self.models = models
         self.lease = lease
-        self.redis = RedisServer(folder)
+        self.redis = RedisServer(folder, tls=redis_tls)
         self.config = config
         self.hosts: dict[str, WorkerHost] = {}
         self.api: LiveServer | None = None
@@ -129,6 +154,13 @@ class Cluster:
         """Start one more worker host."""
         host = self.hosts[name] = WorkerHost(name, self.redis.url, self.models, self.folder, self.lease, extra)
         return host
+
+    def upscale(self) -> str:
+        """Queue a quick job (a 16x16 image upscaled x4); its id."""
+        assert self.api is not None
+        response = self.api.client.post("/api/generate/upscale", json={"image": png_b64(), "esrgan_model": "esrgan_x4"})
+        assert response.status_code == 202, response.text
+        return str(response.json()["job_id"])
 
     def start_api(self) -> LiveServer:
         """Start (or start again) the API node on the same data dir."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from broker_live import PACKAGE_ROOT, RedisServer, free_port
+from broker_live import RedisServer, bare_environment, free_port
 
 PASSWORD = "s3cret-pw"
 
@@ -37,11 +37,6 @@ def command(tmp: Path, name: str, url: str) -> list[str]:
     return [sys.executable, "-m", "sdrest", *args, "--models-dir", str(models), "--broker", url]
 
 
-def environment(tmp: Path) -> dict[str, str]:
-    """Nothing that sets the broker; the installed package (not the checkout's, which has no built module)."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "PYTHONSAFEPATH": "1", "PYTHONPATH": PACKAGE_ROOT}
-
-
 WRONG_URLS: dict[str, Callable[[str], str]] = {
     "no password": lambda url: url.replace(f":{PASSWORD}@", ""),
     "a wrong password": lambda url: url.replace(PASSWORD, "wrong-pw"),
@@ -55,7 +50,7 @@ def test_refused_by_the_broker_is_one_line_without_the_password(tmp_path: Path, 
                                                                 name: str, wrong: str) -> None:
     url = WRONG_URLS[wrong](locked_redis.url)
     done = subprocess.run(command(tmp_path, name, url), capture_output=True, text=True, timeout=60,
-                          env=environment(tmp_path), cwd=tmp_path)
+                          env=bare_environment(tmp_path), cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("sdrest: error:")]
     assert len(errors) == 1 and "refuses this client" in errors[0], done.stderr
@@ -90,7 +85,7 @@ class Lines:
 def test_with_the_password_the_api_node_waits_for_a_worker_until_stopped(tmp_path: Path, locked_redis: RedisServer,
                                                                          sent: signal.Signals, exit_code: int) -> None:
     proc = subprocess.Popen(command(tmp_path, "serve", locked_redis.url), stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True, env=environment(tmp_path), cwd=tmp_path)
+                            stdout=subprocess.DEVNULL, text=True, env=bare_environment(tmp_path), cwd=tmp_path)
     try:
         lines = Lines(proc)
         lines.wait_for("Waiting for application startup", 60)  # the broker took the password

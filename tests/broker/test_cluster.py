@@ -5,7 +5,6 @@ The tests share one cluster and run in file order; the last ones stop Redis and 
 
 from __future__ import annotations
 
-import base64
 import collections
 import io
 import json
@@ -21,21 +20,6 @@ from PIL import Image
 from server_live import FINISHED, sse_events, until, wait_job
 
 from sdrest.broker.wire import Keys
-
-
-def png_b64(size: tuple[int, int] = (16, 16)) -> str:
-    """A small PNG, base64."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 120, 40)).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def upscale(cluster: Cluster) -> str:
-    """Queue a quick job (a 16x16 image upscaled x4); its id."""
-    assert cluster.api is not None
-    response = cluster.api.client.post("/api/generate/upscale", json={"image": png_b64(), "esrgan_model": "esrgan_x4"})
-    assert response.status_code == 202, response.text
-    return str(response.json()["job_id"])
 
 
 def slow(cluster: Cluster, steps: int = 40, seed: int = 1) -> str:
@@ -82,7 +66,7 @@ def host_of(cluster: Cluster, worker: str) -> Any:
 def test_thirty_jobs_all_finish_exactly_once(cluster: Cluster) -> None:
     assert cluster.api is not None
     finishes = Finishes(cluster)
-    ids = [upscale(cluster) for _ in range(30)]
+    ids = [cluster.upscale() for _ in range(30)]
     jobs = [wait_job(cluster.api.client, job_id, 300) for job_id in ids]
     assert [job["status"] for job in jobs] == ["succeeded"] * 30, [job.get("error") for job in jobs]
     assert all(finishes.counts[job_id] == 1 for job_id in ids), finishes.counts
@@ -193,7 +177,7 @@ def test_a_killed_worker_has_its_job_run_again_elsewhere_once(cluster: Cluster) 
 
 def test_a_worker_sharing_the_data_dir_stages_its_outputs_there(cluster: Cluster) -> None:
     assert cluster.api is not None
-    ids = [upscale(cluster) for _ in range(9)]  # more than the free workers that hold the upscaler
+    ids = [cluster.upscale() for _ in range(9)]  # more than the free workers that hold the upscaler
     jobs = [wait_job(cluster.api.client, job_id, 300) for job_id in ids]
     assert [job["status"] for job in jobs] == ["succeeded"] * len(ids)
     shared = [job for job in jobs if job["worker"] == "w3.0"]
@@ -229,7 +213,7 @@ def test_a_worker_that_answers_after_its_lease_lapsed_is_ignored(cluster: Cluste
 
 def test_a_redis_restart_then_an_api_restart_lose_nothing(cluster: Cluster) -> None:
     assert cluster.api is not None
-    ids = [slow(cluster, steps=6, seed=20 + i) for i in range(2)] + [upscale(cluster) for _ in range(4)]
+    ids = [slow(cluster, steps=6, seed=20 + i) for i in range(2)] + [cluster.upscale() for _ in range(4)]
     running_on(cluster, ids[0])
     cluster.redis.stop()
     cluster.redis.start()  # empty: the work in flight is gone from Redis

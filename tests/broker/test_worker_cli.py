@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from broker_live import PACKAGE_ROOT
+from broker_live import bare_environment
 
 
 def worker(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``sdrest worker ARGS`` in ``tmp`` with nothing in the environment that sets the broker."""
     return subprocess.run([sys.executable, "-m", "sdrest", "worker", *args], capture_output=True, text=True,
-                          cwd=tmp, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp), "PYTHONSAFEPATH": "1",
-                                                    "PYTHONPATH": PACKAGE_ROOT})
+                          cwd=tmp, timeout=60, env=bare_environment(tmp))
 
 
 @pytest.mark.parametrize(("args", "said"), [

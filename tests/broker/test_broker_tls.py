@@ -1,0 +1,70 @@
+"""Redis over TLS (``rediss://``): the API node and a worker reach it when the URL names the certificate to trust
+(``?ssl_ca_certs=``), and a worker that does not trust it refuses to start, in one line."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from broker_live import Cluster, bare_environment
+from server_live import wait_job
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate (its own authority) for 127.0.0.1, and its key."""
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sdrest test broker")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("broker-tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory, synthetic_models: Path,
+                certificate: tuple[Path, Path]) -> Iterator[Cluster]:
+    """A Redis that answers only TLS, the API node and one worker host, both given the ``rediss://`` URL."""
+    found = Cluster(tmp_path_factory.mktemp("tls-cluster"), synthetic_models, redis_tls=certificate)
+    try:
+        found.start(1)
+        yield found
+    finally:
+        found.stop()
+
+
+def test_a_job_runs_on_a_worker_reached_over_tls(tls_cluster: Cluster) -> None:
+    assert tls_cluster.api is not None and tls_cluster.redis.url.startswith("rediss://")
+    job = wait_job(tls_cluster.api.client, tls_cluster.upscale(), 300)
+    assert job["status"] == "succeeded" and job["worker"] == "w0.0", job
+
+
+def test_a_worker_that_does_not_trust_the_certificate_refuses_to_start(tls_cluster: Cluster, tmp_path: Path) -> None:
+    untrusting = tls_cluster.redis.url.partition("?")[0]  # no ssl_ca_certs: the system's authorities do not know it
+    done = subprocess.run([sys.executable, "-m", "sdrest", "worker", "--broker", untrusting, "--models-dir",
+                           str(tls_cluster.models), "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60, env=bare_environment(tmp_path))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the broker at rediss://" in lines[0], done.stderr
+    assert "certificate verify failed" in lines[0], done.stderr
